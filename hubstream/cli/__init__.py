@@ -1,0 +1,24 @@
+"""The ``hubstream`` command. Each subcommand lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="hubstream",
+    help="Event streaming on Azure Event Hubs' Kafka endpoint, with a local stack for development.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _register() -> None:
+    # imported here so `hubstream --help` stays fast and modules do not import each other through the app
+    from hubstream.cli import registry
+
+    app.add_typer(registry.app, name="registry")
+
+
+def main() -> None:
+    _register()
+    app()

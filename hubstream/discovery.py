@@ -1,0 +1,88 @@
+"""``<state-dir>/stack.json``: how commands in a second terminal find a running ``hubstream dev`` stack."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from hubstream.errors import StackNotRunningError
+from hubstream.settings import Settings
+
+STACK_FILE = "stack.json"
+
+
+class StackInfo(BaseModel):
+    bootstrap_servers: str
+    schema_registry: str  # host:port, the fully_qualified_namespace for SchemaRegistryClient
+    ca_file: Path
+    schema_group: str
+    producer_url: str
+    topics: dict[str, int]
+    pid: int
+
+    def write(self, state_dir: Path) -> Path:
+        """Write atomically so a reader never sees half a file."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / STACK_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, state_dir: Path) -> StackInfo:
+        path = state_dir / STACK_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StackNotRunningError(
+                f"no local stack found ({path} does not exist). Start one with `hubstream dev` "
+                "(or pass --state-dir), or choose another profile with HUBSTREAM_PROFILE=kafka|eventhubs."
+            ) from None
+        info = cls.model_validate(data)
+        if not _alive(info.pid):
+            raise StackNotRunningError(
+                f"{path} belongs to a stack that is no longer running (pid {info.pid}). Start it with `hubstream dev`."
+            )
+        return info
+
+    @staticmethod
+    def remove(state_dir: Path) -> None:
+        (state_dir / STACK_FILE).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def with_local_stack(settings: Settings) -> Settings:
+    """Fill what the local profile leaves unset (bootstrap, registry) from the running stack.
+
+    Explicit settings always win; other profiles are returned unchanged.
+    """
+    if settings.profile != "local":
+        return settings
+    if settings.kafka.bootstrap_servers and settings.registry.namespace:
+        return settings
+    info = StackInfo.read(settings.state_dir)
+    kafka = settings.kafka.model_copy(
+        update={"bootstrap_servers": settings.kafka.bootstrap_servers or info.bootstrap_servers}
+    )
+    registry_update: dict[str, object] = {}
+    if not settings.registry.namespace:
+        registry_update = {
+            "namespace": info.schema_registry,
+            "ca_file": settings.registry.ca_file or info.ca_file,
+            "group": info.schema_group,
+        }
+    registry = settings.registry.model_copy(update=registry_update)
+    return settings.model_copy(update={"kafka": kafka, "registry": registry})
