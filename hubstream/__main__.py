@@ -1,0 +1,3 @@
+from hubstream.cli import main
+
+main()
