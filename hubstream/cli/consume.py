@@ -1,0 +1,53 @@
+"""`hubstream consume`: one consumer-group worker."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from hubstream.cli.common import StateDirOption, fail, load_settings, setup_logging
+from hubstream.discovery import with_local_stack
+from hubstream.errors import HubstreamError
+from kafka_consumer.handlers import load_handler, log_event
+from kafka_consumer.runtime import ConsumerWorker
+from schemas.registry import SchemaRegistry
+from schemas.serde import AvroSerde
+
+
+def consume(
+    group: Annotated[str, typer.Option("--group", "-g", help="Consumer group id")],
+    topic: Annotated[list[str], typer.Option("--topic", "-t", help="Topic to consume (repeatable)")],
+    handler: Annotated[
+        str | None, typer.Option(help="module:function called with each event [default: log one line per event]")
+    ] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Consume topics in a consumer group; offsets are committed only after the handler returned."""
+    try:
+        settings = with_local_stack(load_settings(state_dir))
+        setup_logging(settings.log_level)
+        registry = SchemaRegistry.from_settings(settings)
+        worker = ConsumerWorker(
+            settings,
+            group=group,
+            topics=topic,
+            handler=load_handler(handler) if handler else log_event,
+            serde=AvroSerde(registry),
+        )
+    except HubstreamError as exc:
+        raise fail(exc) from None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        worker.run()
+    except HubstreamError as exc:
+        raise fail(exc) from None
+    finally:
+        registry.close()

@@ -1,0 +1,73 @@
+"""`hubstream dev`: the local stack in one command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+
+from hubstream.cli.common import StateDirOption, console, fail, load_settings, setup_logging
+from hubstream.discovery import StackInfo
+from hubstream.errors import HubstreamError
+from hubstream.stack import LocalStack, StackPorts, run_until_signalled
+
+
+def dev(
+    state_dir: StateDirOption = None,
+    broker_port: Annotated[int, typer.Option(help="Kafka broker port")] = 9092,
+    registry_port: Annotated[int, typer.Option(help="Schema Registry emulator (HTTPS) port")] = 8443,
+    api_port: Annotated[int, typer.Option(help="Producer HTTP API port")] = 8080,
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions per topic")] = 3,
+    consumer: Annotated[bool, typer.Option(help="Also run a consumer-group worker that logs each event")] = True,
+) -> None:
+    """Start the local stack: broker, schema registry emulator, producer API and a consumer. Ctrl-C stops it all."""
+    settings = load_settings(state_dir)
+    setup_logging(settings.log_level)
+    stack = LocalStack(
+        settings,
+        StackPorts(broker=broker_port, registry=registry_port, api=api_port),
+        partitions=partitions,
+        with_consumer=consumer,
+    )
+    try:
+        run_until_signalled(stack, on_ready=_print_ready)
+    except HubstreamError as exc:
+        raise fail(exc) from None
+    console.print("[green]stack stopped[/]")
+
+
+def _print_ready(info: StackInfo) -> None:
+    topic = next(iter(info.topics), "chat.responses")
+    example = {
+        "eventId": "evt-1",
+        "conversationId": "conv-1",
+        "userId": "user-1",
+        "sequence": 0,
+        "content": "Hello!",
+        "final": True,
+        "createdAt": "2026-01-01T12:00:00Z",
+        "metadata": {"model": "gpt"},
+    }
+    state_dir = Path(info.ca_file).parent.parent
+    console.print(
+        Panel.fit(
+            "\n".join(
+                [
+                    f"Kafka bootstrap    {info.bootstrap_servers}",
+                    f"Schema registry    https://{info.schema_registry}  (CA {info.ca_file}, group {info.schema_group})",
+                    f"Producer API       {info.producer_url}  (docs {info.producer_url}/docs)",
+                    f"Topics             {', '.join(f'{t} ({n})' for t, n in info.topics.items())}",
+                    f"Stack file         {state_dir / 'stack.json'}",
+                    "",
+                    "Try it:",
+                    f"  curl -s -X POST {info.producer_url}/v1/topics/{topic}/events \\",
+                    "    -H 'content-type: application/json' \\",
+                    f"    -d '{json.dumps(example)}'",
+                ]
+            ),
+            title="hubstream dev is ready",
+        )
+    )

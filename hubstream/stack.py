@@ -1,0 +1,195 @@
+"""``hubstream dev``: the whole path on one machine, without Docker.
+
+Starts, in order, each as a child process that dies with its parent:
+the Tansu broker → the Schema Registry emulator (HTTPS, local CA) → topics and contracts →
+the producer HTTP API → one consumer-group worker that logs what it consumes.
+Then writes ``<state-dir>/stack.json`` so other commands find the stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from confluent_kafka.admin import AdminClient
+
+from hubstream import kafka_config
+from hubstream.discovery import StackInfo
+from hubstream.errors import HubstreamError
+from hubstream.local_broker import start_broker
+from hubstream.processes import ChildProcess, ensure_port_free, wait_until
+from hubstream.settings import Settings
+from hubstream.tls import ensure_tls_files
+from hubstream.topics import ensure_topics
+from schemas.contracts import Catalog
+from schemas.registry import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEV_GROUP = "hubstream-dev"
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    broker: int = 9092
+    registry: int = 8443
+    api: int = 8080
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    ports: StackPorts = field(default_factory=StackPorts)
+    partitions: int = 3
+    with_consumer: bool = True
+    children: list[ChildProcess] = field(default_factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir.resolve()
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    def start(self) -> StackInfo:
+        """Start everything; on any failure stop what was started and raise."""
+        for what, port in (("Kafka broker", self.ports.broker), ("schema registry", self.ports.registry),
+                           ("producer API", self.ports.api)):
+            ensure_port_free(HOST, port, what)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        StackInfo.remove(self.state_dir)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> StackInfo:
+        bootstrap = f"{HOST}:{self.ports.broker}"
+        self.children.append(start_broker(self.ports.broker, host=HOST, log_file=self.logs / "broker.log"))
+        log.info("broker listening on %s", bootstrap)
+
+        tls = ensure_tls_files(self.state_dir)
+        namespace = f"localhost:{self.ports.registry}"
+        registry_proc = self._spawn("registry", ["registry", "serve", "--host", HOST, "--port", str(self.ports.registry),
+                                                 "--state-dir", str(self.state_dir)], log_to_file=True)
+        wait_until(lambda: _https_up(f"https://{namespace}/$schemaGroups?api-version=2022-10", tls.ca_file),
+                   timeout=30, what="the schema registry emulator", process=registry_proc)
+        log.info("schema registry emulator on https://%s", namespace)
+
+        settings = self.settings.model_copy(
+            update={
+                "profile": "local",
+                "kafka": self.settings.kafka.model_copy(update={"bootstrap_servers": bootstrap}),
+                "registry": self.settings.registry.model_copy(update={"namespace": namespace, "ca_file": tls.ca_file}),
+            }
+        )
+        self.settings = settings
+        catalog = Catalog.from_settings(settings)
+        topics = {name: binding.partitions or self.partitions for name, binding in catalog.topics.items()}
+        ensure_topics(AdminClient(kafka_config.admin_config(settings)), topics)
+        registry = SchemaRegistry.from_settings(settings)
+        try:
+            for contract in catalog.contracts.values():
+                registry.register(contract)
+        finally:
+            registry.close()
+        log.info("topics %s created; %d contracts registered", ", ".join(topics), len(catalog.contracts))
+
+        env = _child_env(settings)
+        api_proc = self._spawn("producer-api", ["produce-api", "--host", HOST, "--port", str(self.ports.api)],
+                               env=env, log_to_file=True)
+        producer_url = f"http://{HOST}:{self.ports.api}"
+        wait_until(lambda: httpx.get(f"{producer_url}/readyz", timeout=2).status_code == 200,
+                   timeout=30, what="the producer API", process=api_proc)
+        if self.with_consumer:
+            argv = ["consume", "--group", DEV_GROUP]
+            for topic in topics:
+                argv += ["--topic", topic]
+            self._spawn("consumer", argv, env=env, log_to_file=False)
+
+        info = StackInfo(
+            bootstrap_servers=bootstrap,
+            schema_registry=namespace,
+            ca_file=tls.ca_file,
+            schema_group=settings.registry.group,
+            producer_url=producer_url,
+            topics=topics,
+            pid=os.getpid(),
+        )
+        info.write(self.state_dir)
+        return info
+
+    def _spawn(self, name: str, args: list[str], *, env: dict[str, str] | None = None,
+               log_to_file: bool) -> ChildProcess:
+        child = ChildProcess(
+            name,
+            [sys.executable, "-m", "hubstream", *args],
+            log_file=self.logs / f"{name}.log" if log_to_file else None,
+            env=env,
+        )
+        self.children.append(child)
+        return child
+
+    def stopped_child(self) -> ChildProcess | None:
+        return next((c for c in self.children if not c.alive()), None)
+
+    def stop(self) -> None:
+        """Stop children newest first (consumer commits and leaves before the broker goes)."""
+        StackInfo.remove(self.state_dir)
+        while self.children:
+            child = self.children.pop()
+            child.stop()
+
+
+def _https_up(url: str, ca_file: Path) -> bool:
+    return httpx.get(url, verify=str(ca_file), timeout=2).status_code < 500
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    """Explicit settings for child processes, so they never depend on stack.json."""
+    return {
+        "HUBSTREAM_PROFILE": "local",
+        "HUBSTREAM_STATE_DIR": str(settings.state_dir.resolve()),
+        "HUBSTREAM_CONTRACTS_DIR": str(settings.contracts_dir.resolve()),
+        "HUBSTREAM_TOPICS_FILE": str(settings.topics_file.resolve()),
+        "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "HUBSTREAM_REGISTRY__NAMESPACE": settings.registry.namespace or "",
+        "HUBSTREAM_REGISTRY__CA_FILE": str(settings.registry.ca_file or ""),
+        "HUBSTREAM_REGISTRY__GROUP": settings.registry.group,
+    }
+
+
+def run_until_signalled(stack: LocalStack, on_ready: Callable[[StackInfo], None] | None = None) -> int:
+    """Start the stack, then block until SIGINT/SIGTERM or a child dies; always stop every child."""
+    stopping = threading.Event()
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        info = stack.start()
+        if on_ready is not None:
+            on_ready(info)
+        while not stopping.wait(0.5):
+            dead = stack.stopped_child()
+            if dead is not None:
+                raise HubstreamError(
+                    f"{dead.name} exited unexpectedly (code {dead.process.returncode}); stopping the stack.\n{dead.tail()}"
+                )
+        return 0
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

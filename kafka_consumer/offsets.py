@@ -1,0 +1,44 @@
+"""Which offset may be committed: never past a record that is still being processed."""
+
+from __future__ import annotations
+
+
+class PartitionOffsets:
+    """Tracks the records of one partition from dispatch to completion.
+
+    Records are dispatched in offset order but may finish out of order (key-ordered concurrency).
+    Everything dispatched below the lowest record still in flight has finished, so that lowest
+    offset is the commit point; with nothing in flight it is one past the last dispatched record.
+    Gaps in offsets (transaction markers, compaction) need no special case.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight: set[int] = set()
+        self._last_dispatched: int | None = None
+        self._committed: int | None = None
+
+    def started(self, offset: int) -> None:
+        self._in_flight.add(offset)
+        self._last_dispatched = offset
+
+    def finished(self, offset: int) -> None:
+        self._in_flight.remove(offset)
+
+    @property
+    def commit_point(self) -> int | None:
+        if self._in_flight:
+            return min(self._in_flight)
+        return None if self._last_dispatched is None else self._last_dispatched + 1
+
+    @property
+    def committable(self) -> int | None:
+        """Offset to commit now, or None when it would not move the committed position."""
+        point = self.commit_point
+        return None if point is None or point == self._committed else point
+
+    def mark_committed(self, offset: int) -> None:
+        self._committed = offset
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)

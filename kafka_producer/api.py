@@ -1,0 +1,232 @@
+"""The producer HTTP API: POST events as natural JSON; answered once the broker has acknowledged them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from hubstream import kafka_config
+from hubstream.errors import (
+    BrokerError,
+    BrokerUnavailableError,
+    EventValidationError,
+    HubstreamError,
+    RegistryError,
+    UnknownTopicError,
+)
+from hubstream.settings import Settings
+from kafka_producer.producer import AsyncProducer
+from kafka_producer.publisher import EventPublisher, Published
+from schemas.contracts import Catalog
+from schemas.registry import SchemaRegistry
+from schemas.serde import AvroSerde
+
+log = logging.getLogger(__name__)
+
+# Clients should back off this long when the broker is unreachable.
+RETRY_AFTER_S = 5
+
+
+class PublishedEvent(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+    schemaId: str  # noqa: N815 - the JSON field name
+
+
+class BatchItem(BaseModel):
+    index: int
+    ok: bool
+    partition: int | None = None
+    offset: int | None = None
+    schemaId: str | None = None  # noqa: N815
+    error: str | None = None
+
+
+class BatchResult(BaseModel):
+    topic: str
+    results: list[BatchItem]
+
+
+class RequestProblem(HubstreamError):
+    """A request the API cannot take as it is (bad JSON, too large); carries its HTTP status and code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass
+class ProducerService:
+    publisher: EventPublisher
+    producer: AsyncProducer
+    registry: SchemaRegistry
+    catalog: Catalog
+
+
+def build_service(settings: Settings) -> ProducerService:
+    catalog = Catalog.from_settings(settings)
+    registry = SchemaRegistry.from_settings(settings)
+    producer = AsyncProducer(kafka_config.producer_config(settings))
+    publisher = EventPublisher(
+        catalog,
+        AvroSerde(registry),
+        producer,
+        delivery_timeout_s=settings.producer.delivery_timeout_ms / 1000,
+    )
+    return ProducerService(publisher, producer, registry, catalog)
+
+
+def create_app(
+    settings: Settings, service_factory: Callable[[Settings], ProducerService] = build_service
+) -> FastAPI:
+    max_body = settings.api.max_body_bytes
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = service_factory(settings)
+        app.state.service = service
+        try:
+            yield
+        finally:
+            await service.producer.close()
+            service.registry.close()
+
+    app = FastAPI(
+        title="hubstream producer",
+        summary="Publish events as natural JSON; each is validated against its topic's Avro contract.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+
+    async def read_json(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            raise _too_large(max_body)
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > max_body:
+                raise _too_large(max_body)
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestProblem(400, "InvalidJson", f"request body is not valid JSON: {exc}") from exc
+
+    def publisher(request: Request) -> EventPublisher:
+        return request.app.state.service.publisher
+
+    @app.post(
+        "/v1/topics/{topic}/events",
+        response_model=PublishedEvent,
+        responses={404: {}, 413: {}, 422: {}, 503: {}},
+        summary="Publish one event",
+    )
+    async def publish_event(topic: str, request: Request) -> PublishedEvent:
+        pub = publisher(request)
+        pub.binding(topic)  # 404 before reading a body we cannot use
+        event = await read_json(request)
+        published = await pub.publish(topic, event)
+        return PublishedEvent(**published.as_json())
+
+    @app.post(
+        "/v1/topics/{topic}/events:batch",
+        response_model=BatchResult,
+        responses={404: {}, 413: {}, 422: {}, 503: {}},
+        summary="Publish several events with one round of acknowledgements",
+    )
+    async def publish_batch(topic: str, request: Request) -> BatchResult:
+        pub = publisher(request)
+        pub.binding(topic)
+        body = await read_json(request)
+        events = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list):
+            raise EventValidationError(pub.binding(topic).schema, [("events", "expected a JSON array of events")])
+        outcomes = await pub.publish_batch(topic, events)
+        if outcomes and all(isinstance(o, BrokerUnavailableError) for o in outcomes):
+            raise outcomes[0]
+        return BatchResult(topic=topic, results=[_batch_item(i, o) for i, o in enumerate(outcomes)])
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The broker and the schema registry are reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        service: ProducerService = request.app.state.service
+        checks = {
+            "broker": await _in_thread(service.producer.broker_reachable),
+            "registry": await _in_thread(lambda: _registry_ready(service)),
+        }
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    return app
+
+
+def _batch_item(index: int, outcome: Published | BrokerError) -> BatchItem:
+    if isinstance(outcome, Published):
+        return BatchItem(index=index, ok=True, partition=outcome.partition, offset=outcome.offset, schemaId=outcome.schema_id)
+    return BatchItem(index=index, ok=False, error=str(outcome))
+
+
+def _registry_ready(service: ProducerService) -> bool:
+    try:
+        for contract in service.catalog.contracts.values():
+            service.registry.schema_id(contract)
+    except HubstreamError:
+        return False
+    return True
+
+
+async def _in_thread(fn: Callable[[], bool]) -> bool:
+    return await asyncio.to_thread(fn)
+
+
+def _too_large(limit: int) -> RequestProblem:
+    return RequestProblem(413, "PayloadTooLarge", f"request body is larger than {limit} bytes; split it into smaller batches")
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors to HTTP in one place."""
+
+    @app.exception_handler(RequestProblem)
+    async def request_problem(_: Request, exc: RequestProblem) -> JSONResponse:
+        return _error(exc.status, exc.code, str(exc))
+
+    @app.exception_handler(EventValidationError)
+    async def invalid_event(_: Request, exc: EventValidationError) -> JSONResponse:
+        problems = [{"path": path, "problem": problem} for path, problem in exc.problems]
+        return _error(422, "InvalidEvent", str(exc), problems=problems)
+
+    @app.exception_handler(UnknownTopicError)
+    async def unknown_topic(_: Request, exc: UnknownTopicError) -> JSONResponse:
+        return _error(404, "UnknownTopic", str(exc))
+
+    @app.exception_handler(BrokerUnavailableError)
+    async def broker_unavailable(_: Request, exc: BrokerUnavailableError) -> JSONResponse:
+        return _error(503, "BrokerUnavailable", str(exc))
+
+    @app.exception_handler(RegistryError)
+    async def registry_unavailable(_: Request, exc: RegistryError) -> JSONResponse:
+        return _error(503, "SchemaRegistryUnavailable", str(exc))
+
+    @app.exception_handler(BrokerError)
+    async def broker_error(_: Request, exc: BrokerError) -> JSONResponse:
+        return _error(502, "BrokerRejected", str(exc))

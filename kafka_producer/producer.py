@@ -1,0 +1,153 @@
+"""An asyncio producer over librdkafka: every send returns a future resolved by the delivery callback.
+
+A background thread serves librdkafka's callbacks (``poll``); nothing calls ``flush()`` per message, so
+sends from many requests share batches. Sends are idempotent with ``acks=all`` (see kafka_config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from hubstream.errors import BrokerError, BrokerUnavailableError
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes | str]]
+
+# librdkafka errors that mean "the broker could not be reached in time", as opposed to a rejected record
+_UNAVAILABLE = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+}
+_QUEUE_FULL_RETRY_S = 0.01
+
+
+@dataclass(frozen=True)
+class Delivery:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+
+
+def delivery_error(error: KafkaError, topic: str) -> BrokerError:
+    if error.code() in _UNAVAILABLE:
+        return BrokerUnavailableError(
+            f"the broker did not acknowledge the record for {topic!r} in time ({error.str()}); "
+            "check that Kafka is reachable and retry"
+        )
+    return BrokerError(f"the broker rejected the record for {topic!r}: {error.str()}")
+
+
+class AsyncProducer:
+    """Use as ``async with AsyncProducer(config) as producer: await producer.send(...)``."""
+
+    def __init__(self, config: dict[str, Any], *, poll_timeout_s: float = 0.1) -> None:
+        self._last_client_error: KafkaError | None = None
+        self._message_timeout_s = float(config.get("message.timeout.ms", 300_000)) / 1000
+        self._poll_timeout_s = poll_timeout_s
+        self._stopping = threading.Event()
+        self._producer = Producer({**config, "error_cb": self._on_client_error})
+        self._poller = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
+        self._poller.start()
+
+    async def __aenter__(self) -> AsyncProducer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(self._poll_timeout_s)
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        # Connection-level trouble (brokers down, auth); deliveries report their own outcome.
+        self._last_client_error = error
+        log.warning("kafka client error: %s", error.str())
+
+    @property
+    def last_client_error(self) -> KafkaError | None:
+        return self._last_client_error
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Delivery]:
+        """Queue one record; the returned future resolves once the broker acknowledged it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Delivery] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                outcome: Delivery | BaseException = delivery_error(error, topic)
+            else:
+                _, ts = message.timestamp()
+                outcome = Delivery(message.topic(), message.partition(), message.offset(), ts)
+            loop.call_soon_threadsafe(_settle, future, outcome)
+
+        kwargs: dict[str, Any] = {"value": value, "key": key, "headers": list(headers or []), "on_delivery": on_delivery}
+        if partition is not None:
+            kwargs["partition"] = partition
+        self._produce(topic, kwargs)
+        return future
+
+    def _produce(self, topic: str, kwargs: dict[str, Any]) -> None:
+        # A full local queue means the broker is not draining it: wait (bounded), never drop.
+        deadline = time.monotonic() + self._message_timeout_s
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailableError(
+                        "the producer's local queue stayed full: the broker is not accepting records"
+                    ) from None
+                self._producer.poll(_QUEUE_FULL_RETRY_S)
+            except KafkaException as exc:
+                raise delivery_error(exc.args[0], topic) from exc
+
+    def broker_reachable(self, timeout_s: float = 2.0) -> bool:
+        try:
+            self._producer.list_topics(timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
+
+    async def close(self, timeout_s: float = 10.0) -> int:
+        """Deliver what is queued (bounded), then stop the poll thread. Returns records left undelivered."""
+        left = await asyncio.to_thread(self._producer.flush, timeout_s)
+        self._stopping.set()
+        await asyncio.to_thread(self._poller.join, self._poll_timeout_s * 20)
+        if left:
+            log.error("%d records were not delivered before the producer closed", left)
+        return int(left)
+
+
+def _settle(future: asyncio.Future[Delivery], outcome: Delivery | BaseException) -> None:
+    if future.done():  # the awaiting request was cancelled
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

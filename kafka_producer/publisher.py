@@ -1,0 +1,99 @@
+"""Publishing events to their topics: natural JSON → validated Avro record → Azure wire format → Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hubstream.errors import BrokerError, BrokerUnavailableError, EventValidationError
+from kafka_producer.producer import AsyncProducer, Delivery
+from schemas.contracts import Catalog, Contract, TopicBinding
+from schemas.natural_json import NaturalJson
+from schemas.serde import AvroSerde, EncodedValue
+
+# librdkafka's message.timeout.ms bounds each delivery; this covers a callback that never comes
+_DELIVERY_SLACK_S = 5.0
+
+
+@dataclass(frozen=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+    schema_id: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset, "schemaId": self.schema_id}
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    key: bytes | None
+    encoded: EncodedValue
+
+
+class EventPublisher:
+    def __init__(
+        self, catalog: Catalog, serde: AvroSerde, producer: AsyncProducer, *, delivery_timeout_s: float
+    ) -> None:
+        self._catalog = catalog
+        self._serde = serde
+        self._producer = producer
+        self._delivery_timeout_s = delivery_timeout_s + _DELIVERY_SLACK_S
+        self._converters: dict[str, NaturalJson] = {}
+
+    def binding(self, topic: str) -> TopicBinding:
+        return self._catalog.binding(topic)
+
+    def _converter(self, contract: Contract) -> NaturalJson:
+        converter = self._converters.get(contract.name)
+        if converter is None:
+            converter = self._converters[contract.name] = NaturalJson(contract.schema)
+        return converter
+
+    def prepare(self, topic: str, event: Any) -> _Prepared:
+        """Validate and encode one event; raises EventValidationError or UnknownTopicError, sends nothing."""
+        binding = self._catalog.binding(topic)
+        contract = self._catalog.contracts[binding.schema]
+        record = self._converter(contract).from_json(event)
+        key = None
+        if binding.key_field is not None:
+            key_value = record.get(binding.key_field)
+            key = None if key_value is None else str(key_value).encode()
+        return _Prepared(key, self._serde.encode(record, contract))
+
+    async def publish(self, topic: str, event: Any) -> Published:
+        prepared = self.prepare(topic, event)
+        return await self._send(topic, prepared)
+
+    async def publish_batch(self, topic: str, events: Sequence[Any]) -> list[Published | BrokerError]:
+        """Validate every event first (nothing is sent if one is invalid), then send all in one round of acks."""
+        prepared: list[_Prepared] = []
+        problems: list[tuple[str, str]] = []
+        schema_name = self._catalog.binding(topic).schema
+        for index, event in enumerate(events):
+            try:
+                prepared.append(self.prepare(topic, event))
+            except EventValidationError as exc:
+                problems.extend((f"events[{index}].{path}".rstrip("."), problem) for path, problem in exc.problems)
+        if problems:
+            raise EventValidationError(schema_name, problems)
+        results = await asyncio.gather(*(self._send(topic, p) for p in prepared), return_exceptions=True)
+        out: list[Published | BrokerError] = []
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, BrokerError):
+                raise result
+            out.append(result)
+        return out
+
+    async def _send(self, topic: str, prepared: _Prepared) -> Published:
+        future = self._producer.send(topic, prepared.encoded.value, key=prepared.key, headers=prepared.encoded.headers)
+        try:
+            delivery: Delivery = await asyncio.wait_for(future, self._delivery_timeout_s)
+        except TimeoutError:
+            raise BrokerUnavailableError(
+                f"no acknowledgement from the broker for {topic!r} within {self._delivery_timeout_s:.0f} s"
+            ) from None
+        return Published(delivery.topic, delivery.partition, delivery.offset, prepared.encoded.schema_id)
