@@ -19,18 +19,14 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-from confluent_kafka.admin import AdminClient
 
-from hubstream import kafka_config
 from hubstream.discovery import StackInfo
 from hubstream.errors import HubstreamError
 from hubstream.local_broker import start_broker
+from hubstream.provision import provision
 from hubstream.processes import ChildProcess, ensure_port_free, wait_until
 from hubstream.settings import Settings
 from hubstream.tls import ensure_tls_files
-from hubstream.topics import ensure_topics
-from schemas.contracts import Catalog
-from schemas.registry import SchemaRegistry
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +91,9 @@ class LocalStack:
             }
         )
         self.settings = settings
-        catalog = Catalog.from_settings(settings)
-        topics = {name: binding.partitions or self.partitions for name, binding in catalog.topics.items()}
-        ensure_topics(AdminClient(kafka_config.admin_config(settings)), topics)
-        registry = SchemaRegistry.from_settings(settings)
-        try:
-            for contract in catalog.contracts.values():
-                registry.register(contract)
-        finally:
-            registry.close()
-        log.info("topics %s created; %d contracts registered", ", ".join(topics), len(catalog.contracts))
+        provisioned = provision(settings, default_partitions=self.partitions)
+        topics = provisioned.topics
+        log.info("topics %s ready; %d contracts registered", ", ".join(topics), len(provisioned.schema_ids))
 
         env = _child_env(settings)
         api_proc = self._spawn("producer-api", ["produce-api", "--host", HOST, "--port", str(self.ports.api)],

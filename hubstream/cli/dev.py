@@ -10,7 +10,7 @@ import typer
 from rich.panel import Panel
 
 from hubstream.cli.common import StateDirOption, console, fail, load_settings, setup_logging
-from hubstream.discovery import StackInfo
+from hubstream.discovery import STACK_FILE, StackInfo
 from hubstream.errors import HubstreamError
 from hubstream.stack import LocalStack, StackPorts, run_until_signalled
 
@@ -33,13 +33,13 @@ def dev(
         with_consumer=consumer,
     )
     try:
-        run_until_signalled(stack, on_ready=_print_ready)
+        run_until_signalled(stack, on_ready=lambda info: _print_ready(info, stack.state_dir))
     except HubstreamError as exc:
         raise fail(exc) from None
     console.print("[green]stack stopped[/]")
 
 
-def _print_ready(info: StackInfo) -> None:
+def _print_ready(info: StackInfo, state_dir: Path) -> None:
     topic = next(iter(info.topics), "chat.responses")
     example = {
         "eventId": "evt-1",
@@ -51,7 +51,6 @@ def _print_ready(info: StackInfo) -> None:
         "createdAt": "2026-01-01T12:00:00Z",
         "metadata": {"model": "gpt"},
     }
-    state_dir = Path(info.ca_file).parent.parent
     console.print(
         Panel.fit(
             "\n".join(
@@ -60,7 +59,7 @@ def _print_ready(info: StackInfo) -> None:
                     f"Schema registry    https://{info.schema_registry}  (CA {info.ca_file}, group {info.schema_group})",
                     f"Producer API       {info.producer_url}  (docs {info.producer_url}/docs)",
                     f"Topics             {', '.join(f'{t} ({n})' for t, n in info.topics.items())}",
-                    f"Stack file         {state_dir / 'stack.json'}",
+                    f"Stack file         {state_dir / STACK_FILE}",
                     "",
                     "Try it:",
                     f"  curl -s -X POST {info.producer_url}/v1/topics/{topic}/events \\",

@@ -1,0 +1,32 @@
+"""`hubstream provision`: create the catalog's topics and register its contracts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hubstream.cli.common import StateDirOption, console, fail, load_settings
+from hubstream.discovery import with_local_stack
+from hubstream.errors import HubstreamError
+from hubstream.provision import provision as run_provision
+
+
+def provision(
+    state_dir: StateDirOption = None,
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions for topics the catalog gives no count")] = 3,
+) -> None:
+    """Create the catalog's topics (not on Event Hubs) and register every contract in the schema group."""
+    try:
+        result = run_provision(with_local_stack(load_settings(state_dir)), default_partitions=partitions)
+    except HubstreamError as exc:
+        raise fail(exc) from None
+    table = Table("topic", "partitions", "created")
+    for topic, count in result.topics.items():
+        table.add_row(topic, str(count), "yes" if topic in result.created_topics else "existed")
+    console.print(table)
+    schemas = Table("schema", "schema id")
+    for name, schema_id in result.schema_ids.items():
+        schemas.add_row(name, schema_id)
+    console.print(schemas)
