@@ -14,13 +14,14 @@ app = typer.Typer(
 
 def _register() -> None:
     # imported here so `hubstream --help` stays fast and modules do not import each other through the app
-    from hubstream.cli import consume, dev, produce_api, provision, registry
+    from hubstream.cli import consume, dev, groups, produce_api, provision, registry
 
     app.command("dev")(dev.dev)
     app.command("produce-api")(produce_api.produce_api)
     app.command("consume")(consume.consume)
     app.command("provision")(provision.provision)
     app.add_typer(registry.app, name="registry")
+    app.add_typer(groups.app, name="groups")
 
 
 def main() -> None:

@@ -1,0 +1,99 @@
+"""Resetting a group's offsets, against the real broker.
+
+Not tested here: `--to latest` and `--to datetime`. The local broker answers ListOffsets LATEST and
+timestamp queries wrongly, so a test of them would check the broker, not this code. The code asks the
+broker the standard questions (OffsetSpec.latest / for_timestamp).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+
+from kafka_consumer.group_offsets import ActiveGroupError, apply_reset, plan_reset
+from tests.fixtures.broker import LocalKafka, unique
+
+
+def consume_all(broker: LocalKafka, group: str, topic: str, count: int) -> Consumer:
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000 if broker.external else 2000, "heartbeat.interval.ms": 500})
+    consumer.subscribe([topic])
+    seen = 0
+    deadline = time.monotonic() + 30
+    while seen < count and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and not message.error():
+            seen += 1
+            consumer.commit(message=message, asynchronous=False)
+    assert seen == count
+    return consumer
+
+
+def committed(broker: LocalKafka, group: str, topic: str) -> dict[int, int]:
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in (0, 1)])
+    result = broker.admin.list_consumer_group_offsets([request])[group].result(15)
+    return {tp.partition: tp.offset for tp in result.topic_partitions}
+
+
+@pytest.fixture
+def consumed_group(kafka_broker: LocalKafka) -> tuple[str, str]:
+    topic = kafka_broker.create_topic("reset", partitions=2)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers, "linger.ms": 0})
+    for i in range(10):
+        producer.produce(topic, f"v{i}".encode(), partition=i % 2)
+        producer.flush(10)  # one record per batch: offsets stay exact on every broker
+    group = unique("replay")
+    consume_all(kafka_broker, group, topic, 10).close()
+    return group, topic
+
+
+def test_reset_to_earliest_replays_from_the_start(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
+    group, topic = consumed_group
+    assert committed(kafka_broker, group, topic) == {0: 5, 1: 5}
+    changes = plan_reset(kafka_broker.admin, group, topic, "earliest")
+    assert [(c.partition, c.current, c.new) for c in changes] == [(0, 5, 0), (1, 5, 0)]
+    apply_reset(kafka_broker.admin, group, changes)
+    assert committed(kafka_broker, group, topic) == {0: 0, 1: 0}
+    consume_all(kafka_broker, group, topic, 10).close()  # every record again
+
+
+def test_reset_to_an_offset(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
+    group, topic = consumed_group
+    apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "offset", offset=3))
+    assert committed(kafka_broker, group, topic) == {0: 3, 1: 3}
+
+
+def test_reset_is_refused_while_the_group_has_members(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
+    group, topic = consumed_group
+    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap_servers, "group.id": group,
+                         "session.timeout.ms": 6000 if kafka_broker.external else 2000, "heartbeat.interval.ms": 500})
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 20
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.2)
+        assert consumer.assignment()
+        with pytest.raises(ActiveGroupError, match="stop its consumers first"):
+            apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
+    finally:
+        consumer.close()
+    assert committed(kafka_broker, group, topic) == {0: 5, 1: 5}
+
+
+def test_cli_dry_run_changes_nothing(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
+    group, topic = consumed_group
+    env_bootstrap = {"HUBSTREAM_PROFILE": "kafka", "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
+    result = subprocess.run(
+        [sys.executable, "-m", "hubstream", "groups", "reset-offsets", "--group", group, "--topic", topic,
+         "--to", "earliest", "--dry-run"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env_bootstrap, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dry run" in result.stderr
+    assert committed(kafka_broker, group, topic) == {0: 5, 1: 5}
