@@ -1,0 +1,76 @@
+"""Errors the emulator answers with, shaped like Azure's (azure.md §A.5).
+
+Each carries the HTTP status and the ``code`` that goes into both ``x-ms-error-code`` and the body
+``{"error": {"code": ..., "message": ...}}``; ``app.py`` turns them into responses in one handler.
+
+    RegistryError (hubstream.errors)
+    └── EmulatorError
+        ├── InvalidRequestError        400 InvalidRequest      malformed id, empty body, bad name
+        ├── InvalidSchemaError         400 InvalidSchema       the schema text does not parse
+        ├── IncompatibleSchemaError    400 IncompatibleSchema  breaks the group's compatibility mode
+        ├── UnauthorizedError          401 Unauthorized        bearer token missing or wrong
+        ├── NotFoundError              404 ItemNotFound        group, schema, version or id unknown
+        ├── MethodNotAllowedError      405 MethodNotAllowed
+        ├── GroupConflictError         409 Conflict            admin: changing a used group's format
+        └── UnsupportedSchemaTypeError 415 InvalidSchemaType   unknown format, or not the group's format
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hubstream.errors import RegistryError
+
+
+class EmulatorError(RegistryError):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "InternalServerError"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidRequestError(EmulatorError):
+    status = 400
+    code = "InvalidRequest"
+
+
+class InvalidSchemaError(EmulatorError):
+    status = 400
+    code = "InvalidSchema"
+
+
+class IncompatibleSchemaError(EmulatorError):
+    """400, not 409: the SDK maps 409 to ``ResourceExistsError``, which callers treat as "already there"."""
+
+    status = 400
+    code = "IncompatibleSchema"
+
+
+class UnauthorizedError(EmulatorError):
+    status = 401
+    code = "Unauthorized"
+
+
+class NotFoundError(EmulatorError):
+    status = 404
+    code = "ItemNotFound"
+
+
+class MethodNotAllowedError(EmulatorError):
+    status = 405
+    code = "MethodNotAllowed"
+
+
+class GroupConflictError(EmulatorError):
+    status = 409
+    code = "Conflict"
+
+
+class UnsupportedSchemaTypeError(EmulatorError):
+    status = 415
+    code = "InvalidSchemaType"

@@ -1,0 +1,113 @@
+"""Schema groups: the format every schema in a group has, and the compatibility mode new versions must meet.
+
+Azure's modes are ``None``, ``Backward`` and ``Forward`` (azure.md §B). ``Full`` and the transitive
+variants are a hubstream extension: the real service does not offer them, so a group using one of
+them cannot be recreated as-is in Azure.
+
+The ``--groups`` file is TOML, one table per group::
+
+    [groups.orders]
+    format = "Avro"              # Avro | Json | Custom
+    compatibility = "Backward"   # None | Backward | Forward, or (hubstream only) Full,
+                                 # BackwardTransitive, ForwardTransitive, FullTransitive
+
+Both keys default to what the default group has: Avro, Backward.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from hubstream.errors import ConfigurationError
+
+# Azure allows up to 50 characters for a schema group name (azure.md §B)
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
+
+
+class SchemaFormat(str, Enum):
+    AVRO = "Avro"
+    JSON = "Json"
+    CUSTOM = "Custom"
+
+    @classmethod
+    def parse(cls, value: str) -> SchemaFormat:
+        for member in cls:
+            if member.value.lower() == value.strip().lower():
+                return member
+        raise ValueError(f"unknown schema format {value!r}; use one of {', '.join(m.value for m in cls)}")
+
+
+class Compatibility(str, Enum):
+    NONE = "None"
+    BACKWARD = "Backward"
+    FORWARD = "Forward"
+    # hubstream extension, not offered by Azure
+    FULL = "Full"
+    BACKWARD_TRANSITIVE = "BackwardTransitive"
+    FORWARD_TRANSITIVE = "ForwardTransitive"
+    FULL_TRANSITIVE = "FullTransitive"
+
+    @property
+    def in_azure(self) -> bool:
+        return self in (Compatibility.NONE, Compatibility.BACKWARD, Compatibility.FORWARD)
+
+    @classmethod
+    def parse(cls, value: str) -> Compatibility:
+        """Accept any spelling people use: ``backward_transitive``, ``BACKWARD-TRANSITIVE``, ``BackwardTransitive``."""
+        wanted = re.sub(r"[\s_-]", "", value).lower()
+        for member in cls:
+            if member.value.lower() == wanted:
+                return member
+        raise ValueError(f"unknown compatibility mode {value!r}; use one of {', '.join(m.value for m in cls)}")
+
+
+@dataclass(frozen=True)
+class SchemaGroup:
+    name: str
+    format: SchemaFormat = SchemaFormat.AVRO
+    compatibility: Compatibility = Compatibility.BACKWARD
+
+    def __post_init__(self) -> None:
+        if not GROUP_NAME.match(self.name):
+            raise ValueError(
+                f"invalid schema group name {self.name!r}: 1-50 characters, letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+
+
+def load_groups_file(path: Path) -> list[SchemaGroup]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"groups file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"groups file {path} is not valid TOML: {exc}") from exc
+    unknown = set(data) - {"groups"}
+    if unknown:
+        raise ConfigurationError(
+            f"groups file {path}: unknown top-level keys {', '.join(sorted(unknown))}; put each group "
+            "in a table named groups.NAME"
+        )
+    return [_group_from_table(path, name, table) for name, table in data.get("groups", {}).items()]
+
+
+def _group_from_table(path: Path, name: str, table: object) -> SchemaGroup:
+    where = f"groups file {path}, group {name!r}"
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{where}: expected a table with format and compatibility")
+    unknown = set(table) - {"format", "compatibility"}
+    if unknown:
+        keys = ", ".join(sorted(unknown))
+        raise ConfigurationError(f"{where}: unknown keys {keys}; a group has only format and compatibility")
+    try:
+        return SchemaGroup(
+            name=name,
+            format=SchemaFormat.parse(str(table.get("format", SchemaFormat.AVRO.value))),
+            compatibility=Compatibility.parse(str(table.get("compatibility", Compatibility.BACKWARD.value))),
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc
