@@ -52,6 +52,10 @@ def serve(
     auth_token: Annotated[
         str | None, typer.Option("--auth-token", help="Require 'Authorization: Bearer <token>' on every request")
     ] = None,
+    tls_host: Annotated[
+        list[str] | None,
+        typer.Option("--tls-host", help="Extra host name the certificate must name, e.g. a compose service (repeatable)"),
+    ] = None,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM. Data and certificates live under the state dir."""
     from schemas.emulator.server import EmulatorServer, ServeOptions
@@ -66,6 +70,7 @@ def serve(
         auth_token=auth_token,
         default_group=settings.registry.group,
         log_level=settings.log_level,
+        extra_hosts=tuple(tls_host or ()),
     )
     try:
         server = EmulatorServer(options)
