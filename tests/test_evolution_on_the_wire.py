@@ -1,0 +1,65 @@
+"""Schema evolution over the real broker: old and new writers, old and new readers, in one consumer group."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from schemas.contracts import Contract
+from schemas.registry import SchemaRegistry
+from schemas.serde import AvroSerde
+from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.services import Collected, make_settings, running_worker, write_catalog
+
+V1 = {
+    "type": "record", "name": "Reading", "namespace": "hubstream.test",
+    "fields": [{"name": "sensorId", "type": "string"}, {"name": "value", "type": "double"}],
+}
+# v2 adds a field with a default: compatible both ways (FULL)
+V2 = {**V1, "fields": [*V1["fields"], {"name": "unit", "type": "string", "default": "celsius"}]}
+
+
+def contract(schema: dict[str, Any]) -> Contract:
+    return Contract.from_text(json.dumps(schema))
+
+
+def produce(broker: LocalKafka, serde: AvroSerde, topic: str, records: list[dict[str, Any]], writer: Contract) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    for record in records:
+        encoded = serde.encode(record, writer)
+        producer.produce(topic, encoded.value, key=record["sensorId"], headers=encoded.headers)
+    assert producer.flush(15) == 0
+
+
+@pytest.mark.parametrize("compatibility", ["Backward", "Forward"])
+def test_old_and_new_writers_decode_into_each_readers_shape(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path, compatibility: str
+) -> None:
+    group = registry_emulator.create_group(compatibility=compatibility)
+    registry = SchemaRegistry(registry_emulator.client(), group)
+    serde = AvroSerde(registry)
+    v1, v2 = contract(V1), contract(V2)
+    registry.register(v1)
+    registry.register(v2)  # the emulator enforces the group's mode: v2 is accepted under both
+
+    topic = kafka_broker.create_topic("readings", partitions=2)
+    produce(kafka_broker, serde, topic, [{"sensorId": "s1", "value": 1.5}], v1)
+    produce(kafka_broker, serde, topic, [{"sensorId": "s2", "value": 2.5, "unit": "kelvin"}], v2)
+
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {}),
+                             registry={"group": group})
+    for reader, expected in (
+        (v2, {"s1": {"sensorId": "s1", "value": 1.5, "unit": "celsius"},  # v1 data read by v2: default applied
+              "s2": {"sensorId": "s2", "value": 2.5, "unit": "kelvin"}}),
+        (v1, {"s1": {"sensorId": "s1", "value": 1.5},
+              "s2": {"sensorId": "s2", "value": 2.5}}),  # v2 data read by v1: the new field is dropped
+    ):
+        collected = Collected()
+        with running_worker(settings, unique("evolve"), [topic], collected, readers={topic: reader}):
+            events = collected.wait_for(2)
+        assert {e.value["sensorId"]: e.value for e in events} == expected
+    registry.close()
