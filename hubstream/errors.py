@@ -12,6 +12,9 @@
     │   ├── UnknownSchemaIdError        a schema id the registry does not know
     │   └── UndecodableRecordError      bytes or headers that are not an Azure-format Avro record
     ├── RegistryError                   the schema registry refused or could not be reached
+    ├── IdempotencyError                misuse of the processed-ids store (kafka_consumer/idempotency.py)
+    ├── ArchiveError                    the archive sink cannot write (kafka_consumer/sinks/)
+    │   └── ArchiveCorruptError         archive files overlap; names both files
     └── BrokerError                     Kafka produce / consume / admin failures
         └── BrokerUnavailableError      the broker did not acknowledge within the bounded wait
 """

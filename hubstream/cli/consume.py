@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -10,9 +11,10 @@ import typer
 
 from hubstream.cli.common import StateDirOption, fail, load_settings, setup_logging
 from hubstream.discovery import with_local_stack
-from hubstream.errors import HubstreamError
+from hubstream.errors import ConfigurationError, HubstreamError
 from kafka_consumer.handlers import load_handler, log_event
 from kafka_consumer.runtime import ConsumerWorker
+from schemas.contracts import Contract
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
 
@@ -22,6 +24,10 @@ def consume(
     topic: Annotated[list[str], typer.Option("--topic", "-t", help="Topic to consume (repeatable)")],
     handler: Annotated[
         str | None, typer.Option(help="module:function called with each event [default: log one line per event]")
+    ] = None,
+    reader: Annotated[
+        list[str] | None,
+        typer.Option(help="TOPIC=FILE.avsc: decode TOPIC into this reader schema, whatever version wrote it (repeatable)"),
     ] = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -36,6 +42,7 @@ def consume(
             topics=topic,
             handler=load_handler(handler) if handler else log_event,
             serde=AvroSerde(registry),
+            readers=_readers(reader or []),
         )
     except HubstreamError as exc:
         raise fail(exc) from None
@@ -51,3 +58,17 @@ def consume(
         raise fail(exc) from None
     finally:
         registry.close()
+
+
+def _readers(specs: list[str]) -> dict[str, Contract]:
+    readers = {}
+    for spec in specs:
+        topic, sep, path = spec.partition("=")
+        if not sep or not topic or not path:
+            raise ConfigurationError(f"--reader {spec!r} must look like TOPIC=path/to/schema.avsc")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"--reader {spec!r}: cannot read {path}: {exc.strerror}") from exc
+        readers[topic] = Contract.from_text(text, Path(path))
+    return readers
