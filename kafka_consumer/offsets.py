@@ -36,6 +36,10 @@ class PartitionOffsets:
         point = self.commit_point
         return None if point is None or point == self._committed else point
 
+    @property
+    def committed(self) -> int | None:
+        return self._committed
+
     def mark_committed(self, offset: int) -> None:
         self._committed = offset
 

@@ -174,7 +174,7 @@ class SchemaRegistry:
         Idempotent: registering the text of the latest version again returns that version's id.
         """
         try:
-            properties = self._call(
+            properties = self.call(
                 lambda: self.client.register_schema(self.group, contract.name, contract.text, AVRO_FORMAT),
                 f"register {contract.name} in group {self.group!r}",
             )
@@ -206,7 +206,7 @@ class SchemaRegistry:
 
     def _lookup_id(self, contract: Contract) -> str:
         try:
-            properties = self._call(
+            properties = self.call(
                 lambda: self.client.get_schema_properties(self.group, contract.name, contract.text, AVRO_FORMAT),
                 f"look up the id of {contract.name} in group {self.group!r}",
             )
@@ -216,7 +216,7 @@ class SchemaRegistry:
 
     def _fetch(self, schema_id: str) -> str:
         try:
-            schema = self._call(lambda: self.client.get_schema(schema_id), f"fetch schema id {schema_id!r}")
+            schema = self.call(lambda: self.client.get_schema(schema_id), f"fetch schema id {schema_id!r}")
         except _NotFound:
             raise UnknownSchemaIdError(schema_id) from None
         except RegistryError as exc:
@@ -226,7 +226,8 @@ class SchemaRegistry:
             raise
         return str(schema.definition)
 
-    def _call(self, request: Callable[[], Any], action: str) -> Any:
+    def call(self, request: Callable[[], Any], action: str) -> Any:
+        """Run one SDK request, turning Azure errors into RegistryError messages that name `action`."""
         try:
             return request()
         except ResourceNotFoundError as exc:

@@ -14,6 +14,7 @@ from hubstream.discovery import with_local_stack
 from hubstream.errors import ConfigurationError, HubstreamError
 from kafka_consumer.handlers import load_handler, log_event
 from kafka_consumer.runtime import ConsumerWorker
+from kafka_consumer.sinks.archive import ArchiveSink
 from schemas.contracts import Contract
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
@@ -24,6 +25,10 @@ def consume(
     topic: Annotated[list[str], typer.Option("--topic", "-t", help="Topic to consume (repeatable)")],
     handler: Annotated[
         str | None, typer.Option(help="module:function called with each event [default: log one line per event]")
+    ] = None,
+    sink: Annotated[
+        str | None,
+        typer.Option(help="archive:DIR writes events as Avro container files per topic/partition instead of a handler"),
     ] = None,
     reader: Annotated[
         list[str] | None,
@@ -40,7 +45,8 @@ def consume(
             settings,
             group=group,
             topics=topic,
-            handler=load_handler(handler) if handler else log_event,
+            handler=None if sink else (load_handler(handler) if handler else log_event),
+            sink=_sink(sink, handler) if sink else None,
             serde=AvroSerde(registry),
             readers=_readers(reader or []),
         )
@@ -72,3 +78,12 @@ def _readers(specs: list[str]) -> dict[str, Contract]:
             raise ConfigurationError(f"--reader {spec!r}: cannot read {path}: {exc.strerror}") from exc
         readers[topic] = Contract.from_text(text, Path(path))
     return readers
+
+
+def _sink(spec: str, handler: str | None) -> ArchiveSink:
+    if handler:
+        raise ConfigurationError("choose either --handler or --sink, not both")
+    kind, sep, target = spec.partition(":")
+    if kind != "archive" or not sep or not target:
+        raise ConfigurationError(f"--sink {spec!r}: the only sink is archive:DIR")
+    return ArchiveSink(Path(target))

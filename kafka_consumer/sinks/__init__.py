@@ -44,6 +44,10 @@ class Sink(Protocol):
         """Partitions were revoked: flush them, then forget their state (another member may own them next)."""
         ...
 
+    def discard(self, partitions: list[tuple[str, int]]) -> None:
+        """Partitions were lost (another member may already own them): forget them without flushing."""
+        ...
+
     def maybe_roll(self) -> None:
         """Called regularly by the worker: roll files that exceeded their size or age."""
         ...

@@ -1,0 +1,80 @@
+"""The archive sink driven by a consumer group over the real broker: every offset archived exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from hubstream.settings import Settings
+from kafka_consumer.group_offsets import apply_reset, plan_reset
+from kafka_consumer.runtime import ConsumerWorker
+from kafka_consumer.sinks.archive import ArchiveSink, archive_offsets, read_archive
+from schemas.contracts import Catalog
+from schemas.registry import SchemaRegistry
+from schemas.serde import AvroSerde
+from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.services import CHAT, make_settings, write_catalog
+from tests.test_end_to_end import chat_event
+from tests.test_group_offsets import committed
+
+
+def produce_chat(settings: Settings, topic: str, count: int) -> None:
+    registry = SchemaRegistry.from_settings(settings)
+    contract = Catalog.from_settings(settings).contract_for(topic)
+    registry.register(contract)
+    serde = AvroSerde(registry)
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    for i in range(count):
+        event = chat_event(f"conv-{i % 5}", i, createdAt=1_767_268_800_000)
+        encoded = serde.encode(event, contract)
+        producer.produce(topic, encoded.value, key=event["conversationId"], headers=encoded.headers)
+    assert producer.flush(15) == 0
+    registry.close()
+
+
+def archive_until(settings: Settings, group: str, topic: str, root: Path, expected: int) -> None:
+    """Run a worker with the archive sink until `expected` records are durable, then stop it (flush + commit)."""
+    import threading
+    import time
+
+    registry = SchemaRegistry.from_settings(settings)
+    worker = ConsumerWorker(settings, group=group, topics=[topic], serde=AvroSerde(registry),
+                            sink=ArchiveSink(root, max_age_s=0.5))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 40
+    while sum(len(archive_offsets(root, topic, p)) for p in range(2)) < expected:
+        assert time.monotonic() < deadline, "archive did not fill up"
+        time.sleep(0.2)
+    worker.stop()
+    thread.join(30)
+    registry.close()
+
+
+def test_every_offset_is_archived_once_even_when_commits_were_lost(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("archive", partitions=2)
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
+    produce_chat(settings, topic, 40)
+    group, root = unique("archive"), tmp_path / "archive"
+
+    archive_until(settings, group, topic, root, 40)
+    per_partition = {p: archive_offsets(root, topic, p) for p in range(2)}
+    assert sum(len(o) for o in per_partition.values()) == 40
+    assert committed(kafka_broker, group, topic) == {p: len(o) for p, o in per_partition.items()}
+
+    # The process "died after the files were renamed but before the commit": rewind the group's offsets.
+    apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
+    produce_chat(settings, topic, 10)
+    archive_until(settings, group, topic, root, 50)
+
+    for p in range(2):
+        offsets = archive_offsets(root, topic, p)
+        assert offsets == sorted(set(offsets)), f"partition {p} archived an offset twice"
+        assert offsets == list(range(len(offsets)))
+    records = list(read_archive(root, topic))
+    assert len(records) == 50
+    assert {r.decode()["sequence"] for r in records} == set(range(40)) | set(range(10))
