@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka import Producer
 
@@ -62,4 +64,36 @@ def test_old_and_new_writers_decode_into_each_readers_shape(
         with running_worker(settings, unique("evolve"), [topic], collected, readers={topic: reader}):
             events = collected.wait_for(2)
         assert {e.value["sensorId"]: e.value for e in events} == expected
+    registry.close()
+
+
+def test_records_written_as_java_dotnet_kcat_and_the_legacy_serializer_reach_the_handler(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    """Existing Kafka apps publish unchanged: the bytes below are what each of them puts on the topic."""
+    group = registry_emulator.create_group()
+    registry = SchemaRegistry(registry_emulator.client(), group)
+    v1 = contract(V1)
+    schema_id = registry.register(v1)
+    body = {}
+    for sensor in ("java", "kcat", "legacy"):
+        buffer = BytesIO()
+        fastavro.schemaless_writer(buffer, fastavro.parse_schema(V1), {"sensorId": sensor, "value": 1.0})
+        body[sensor] = buffer.getvalue()
+    topic = kafka_broker.create_topic("interop", partitions=1)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    # Java/.NET KafkaAvroSerializer: raw Avro body, lower-case header with bytes "avro/binary+<id>"
+    producer.produce(topic, body["java"], headers=[("content-type", f"avro/binary+{schema_id}".encode())])
+    # kcat -H "content-type=avro/binary+<id>": the header value as a string
+    producer.produce(topic, body["kcat"], headers={"content-type": f"avro/binary+{schema_id}"})
+    # the legacy serializer: no header; 4 zero bytes + 32 ASCII id chars + body
+    producer.produce(topic, b"\x00\x00\x00\x00" + schema_id.encode() + body["legacy"])
+    assert producer.flush(15) == 0
+
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {}), registry={"group": group})
+    collected = Collected()
+    with running_worker(settings, unique("interop"), [topic], collected):
+        events = collected.wait_for(3)
+    assert [e.value["sensorId"] for e in events] == ["java", "kcat", "legacy"]
+    assert {e.schema_id for e in events} == {schema_id}
     registry.close()
