@@ -60,13 +60,17 @@ def _print_ready(info: StackInfo, state_dir: Path) -> None:
                     f"Producer API       {info.producer_url}  (docs {info.producer_url}/docs)",
                     f"Topics             {', '.join(f'{t} ({n})' for t, n in info.topics.items())}",
                     f"Stack file         {state_dir / STACK_FILE}",
-                    "",
-                    "Try it:",
-                    f"  curl -s -X POST {info.producer_url}/v1/topics/{topic}/events \\",
-                    "    -H 'content-type: application/json' \\",
-                    f"    -d '{json.dumps(example)}'",
                 ]
             ),
             title="hubstream dev is ready",
         )
+    )
+    # plain text, unwrapped, so it can be copied and pasted as it is
+    console.print("Try it:", highlight=False)
+    console.print(
+        f"curl -s -X POST {info.producer_url}/v1/topics/{topic}/events "
+        f"-H 'content-type: application/json' -d '{json.dumps(example)}'",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
     )
