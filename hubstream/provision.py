@@ -1,7 +1,8 @@
-"""Provisioning: the catalog's topics exist and its contracts are registered.
+"""Provisioning: the catalog's topics and their dead-letter topics exist, and its contracts are registered.
 
 Used by `hubstream dev` and `hubstream provision` (e.g. the setup step of docker-compose.kafka.yml).
-On Event Hubs topics (event hubs) are created in Azure, not through the Kafka admin API.
+On Event Hubs topics (event hubs) are created in Azure, not through the Kafka admin API: create
+``<topic>.dlq`` there too for each topic whose consumers dead-letter records.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ from schemas.registry import SchemaRegistry
 @dataclass(frozen=True)
 class Provisioned:
     topics: dict[str, int]
+    dead_letter_topics: dict[str, int]
     created_topics: list[str]
     schema_ids: dict[str, str]
+    topics_created_here: bool = True  # False on Event Hubs, where event hubs are made in Azure
 
 
 def provision(settings: Settings, *, default_partitions: int = 3) -> Provisioned:
     catalog = Catalog.from_settings(settings)
     topics = {name: binding.partitions or default_partitions for name, binding in catalog.topics.items()}
+    suffix = settings.consumer.dead_letter_suffix
+    dead_letters = {name + suffix: n for name, n in topics.items()} if settings.consumer.dead_letter else {}
     created: list[str] = []
     if settings.profile != "eventhubs":
-        created = ensure_topics(AdminClient(kafka_config.admin_config(settings)), topics)
+        created = ensure_topics(AdminClient(kafka_config.admin_config(settings)), {**topics, **dead_letters})
     registry = SchemaRegistry.from_settings(settings)
     try:
         schema_ids = {name: registry.register(contract) for name, contract in catalog.contracts.items()}
     finally:
         registry.close()
-    return Provisioned(topics, created, schema_ids)
+    return Provisioned(topics, dead_letters, created, schema_ids, settings.profile != "eventhubs")

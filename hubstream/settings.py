@@ -65,13 +65,40 @@ class ProducerSettings(_Group):
 
 
 class ConsumerSettings(_Group):
-    """Group membership timing; ``None`` takes the profile's default (see kafka_config)."""
+    """Consumer-group workers: membership timing (``None`` takes the profile's default, see kafka_config),
+    processing, commits, failure handling and the ops endpoint. kafka_consumer/runtime.py says how they act."""
 
     session_timeout_ms: int | None = None
     heartbeat_interval_ms: int | None = None
     max_poll_interval_ms: int = 300_000
     assignor: Assignor | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    # processing: 1 handles a partition's records one by one; N > 1 runs up to N at once, never two of one key
+    key_concurrency: int = Field(default=1, ge=1, le=1000)
+    handler_threads: int = Field(default=8, ge=1)  # thread pool for plain (non-async) handlers
+    # backpressure: a partition with this many records waiting or in flight is paused, and resumed at half
+    max_pending_per_partition: int = Field(default=500, ge=1)
+    # a handler running longer than this is logged (default: half of max_poll_interval_ms)
+    handler_budget_ms: int | None = Field(default=None, ge=1)
+    # how long revocation and shutdown wait for handlers in flight before giving their records up
+    drain_timeout_ms: int = Field(default=15_000, ge=0)
+
+    # commits: per partition every interval or after this many records, never above the rate cap
+    commit_interval_ms: int = Field(default=1_000, ge=1)
+    commit_every_records: int = Field(default=1_000, ge=1)
+    max_commits_per_second: float = Field(default=2.0, gt=0)  # per partition; Event Hubs throttles above 4
+
+    # failures: attempts include the first call; backoff is exponential with jitter
+    retry_attempts: int = Field(default=5, ge=1)
+    retry_initial_backoff_ms: int = Field(default=200, ge=0)
+    retry_max_backoff_ms: int = Field(default=10_000, ge=0)
+    dead_letter: bool = True  # False: a record that keeps failing stops its partition instead
+    dead_letter_suffix: str = ".dlq"
+
+    # the worker's /metrics, /healthz and /readyz; port 0 picks a free one
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=8081, ge=0, le=65535)
 
 
 class ApiSettings(_Group):
@@ -93,6 +120,7 @@ class Settings(BaseSettings):
     contracts_dir: Path = PACKAGE_SCHEMAS_DIR / "avro"
     topics_file: Path = PACKAGE_SCHEMAS_DIR / "topics.toml"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     eventhubs: EventHubsSettings = Field(default_factory=EventHubsSettings)

@@ -39,6 +39,7 @@ class StackPorts:
     broker: int = 9092
     registry: int = 8443
     api: int = 8080
+    consumer_ops: int = 8081
 
 
 @dataclass
@@ -59,8 +60,11 @@ class LocalStack:
 
     def start(self) -> StackInfo:
         """Start everything; on any failure stop what was started and raise."""
-        for what, port in (("Kafka broker", self.ports.broker), ("schema registry", self.ports.registry),
-                           ("producer API", self.ports.api)):
+        ports = [("Kafka broker", self.ports.broker), ("schema registry", self.ports.registry),
+                 ("producer API", self.ports.api)]
+        if self.with_consumer:
+            ports.append(("consumer's ops endpoint", self.ports.consumer_ops))
+        for what, port in ports:
             ensure_port_free(HOST, port, what)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         StackInfo.remove(self.state_dir)
@@ -102,7 +106,7 @@ class LocalStack:
         wait_until(lambda: httpx.get(f"{producer_url}/readyz", timeout=2).status_code == 200,
                    timeout=30, what="the producer API", process=api_proc)
         if self.with_consumer:
-            argv = ["consume", "--group", DEV_GROUP]
+            argv = ["consume", "--group", DEV_GROUP, "--ops-port", str(self.ports.consumer_ops)]
             for topic in topics:
                 argv += ["--topic", topic]
             self._spawn("consumer", argv, env=env, log_to_file=False)

@@ -1,46 +1,71 @@
-"""The consumer-group worker: poll, decode, hand each event to the handler, commit only what finished.
+"""The consumer-group worker: poll, decode, hand each event to its handler, commit only what finished.
 
-Guarantees:
-- one owner per partition per group (the group coordinator assigns partitions);
-- records of a partition are handled one after another, in offset order;
-- an offset is committed only after the handler returned for it and every record before it
-  (at-least-once: a crash re-delivers what was not committed);
-- commits are coalesced (at most one per ``commit_interval_s``) and always made on revocation and shutdown;
-- stop() lets the record in hand finish, commits, and leaves the group so a standby takes over at once.
+Guarantees (at-least-once delivery; effectively-once effects with kafka_consumer.idempotency):
+- one owner per partition per group: the group coordinator assigns partitions, members beyond the partition
+  count stand by with none and take over when an owner leaves or dies;
+- records of a partition are handled in offset order (``key_concurrency`` = 1), or with N > 1 up to N at once
+  but never two of the same key, so order holds per key;
+- an offset is committed only after its record and every record before it finished (handled, or
+  dead-lettered): the commit point is the lowest offset still waiting or in flight, never past it;
+- commits are coalesced per partition (kafka_consumer.commits) under a rate cap, and always made on revocation
+  and shutdown; librdkafka's auto commit and auto offset store are off;
+- a failing handler is retried with backoff (kafka_consumer.failures); a record that still fails, or cannot be
+  decoded, goes to the dead-letter topic (kafka_consumer.dead_letters) and counts as finished. If the dead
+  letter cannot be written the partition stops there and the worker reports unhealthy: nothing is skipped;
+- backpressure: a partition with ``max_pending_per_partition`` records waiting is paused (consumer.pause) and
+  resumed at half, so memory stays bounded whatever the handlers' speed;
+- on revocation: stop starting that partition's records, wait for those in flight (``drain_timeout_ms``),
+  commit, then let go. stop() does the same for every partition and leaves the group, so a standby takes over
+  without waiting for the session to time out. A handler still running when the wait is over is abandoned:
+  its record is not committed and the next owner handles it again.
 
-A record that cannot be decoded, or whose handler raises, stops the worker without committing it, so
-nothing is skipped; restarting re-delivers it.
+Threads: this one (run) owns the Kafka consumer, every call on it and the rebalance callbacks; handlers run on
+the dispatcher's asyncio loop (kafka_consumer.dispatch). The poll loop never waits for a handler, so
+``max.poll.interval.ms`` cannot expire under a slow handler; a handler running past ``handler_budget_ms`` is
+logged, and one running past ``max.poll.interval.ms`` marks the worker unhealthy (stuck).
 
-With a sink (e.g. the archive) instead of a handler, an offset is committed only once the sink reports the
-record durable, and on assignment the sink may move the start offset past records it already holds.
+With a sink (the archive) instead of a handler, records are written on this thread in offset order, an offset
+is committed only once the sink reports it durable, and on assignment the sink may move the start offset past
+records it already holds.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from hubstream import kafka_config
-from hubstream.errors import BrokerError, ConfigurationError, HubstreamError
+from hubstream.errors import BrokerError, ConfigurationError, HubstreamError, RegistryError, SerdeError
 from hubstream.settings import Settings
+from kafka_consumer.commits import CommitPolicy, CommitSchedule
+from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
+from kafka_consumer.dispatch import Completed, Dispatcher, Halted, Work
 from kafka_consumer.events import ConsumedEvent
+from kafka_consumer.failures import RetryPolicy
 from kafka_consumer.handlers import Handler
+from kafka_consumer.health import Health, WorkerStatus
+from kafka_consumer.metrics import WorkerMetrics
 from kafka_consumer.offsets import PartitionOffsets
 from kafka_consumer.sinks import Sink
+from kafka_producer.producer import AsyncProducer
 from schemas.contracts import Contract
 from schemas.serde import AvroSerde
 
 log = logging.getLogger(__name__)
 
-_POLL_TIMEOUT_S = 0.2
+TP = tuple[str, int]
+ConsumerFactory = Callable[[dict[str, Any]], Consumer]
+
+_POLL_TIMEOUT_S = 0.1
+_MAX_BATCH = 500
+_OBSERVE_EVERY_S = 1.0
 _LEGACY_PREFIX_BYTES = 36  # 4 zero bytes + 32 ASCII chars of schema id
 
 
@@ -55,6 +80,50 @@ class ProcessingStopped(HubstreamError):
         )
 
 
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The processing knobs of ConsumerSettings, in the units the runtime uses."""
+
+    key_concurrency: int = 1
+    handler_threads: int = 8
+    max_pending_per_partition: int = 500
+    handler_budget_s: float = 150.0
+    stuck_after_s: float = 300.0
+    drain_timeout_s: float = 15.0
+    commit: CommitPolicy = field(default_factory=CommitPolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dead_letter: bool = True
+    dead_letter_suffix: str = ".dlq"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerOptions:
+        c = settings.consumer
+        return cls(
+            key_concurrency=c.key_concurrency,
+            handler_threads=c.handler_threads,
+            max_pending_per_partition=c.max_pending_per_partition,
+            handler_budget_s=(c.handler_budget_ms or c.max_poll_interval_ms // 2) / 1000,
+            stuck_after_s=c.max_poll_interval_ms / 1000,
+            drain_timeout_s=c.drain_timeout_ms / 1000,
+            commit=CommitPolicy(c.commit_interval_ms / 1000, c.commit_every_records, c.max_commits_per_second),
+            retry=RetryPolicy(c.retry_attempts, c.retry_initial_backoff_ms / 1000, c.retry_max_backoff_ms / 1000),
+            dead_letter=c.dead_letter,
+            dead_letter_suffix=c.dead_letter_suffix,
+        )
+
+
+@dataclass
+class _Owned:
+    """A partition this member owns: its lane in the dispatcher and its offsets."""
+
+    lane: int
+    offsets: PartitionOffsets = field(default_factory=PartitionOffsets)
+    first_offset: int | None = None  # where consumption started: the committed offset at assignment
+    asked_committed: bool = False  # the group's committed offset was looked up (for the lag of idle partitions)
+    paused: bool = False
+    stopped: str | None = None
+
+
 class ConsumerWorker:
     def __init__(
         self,
@@ -66,80 +135,147 @@ class ConsumerWorker:
         handler: Handler | None = None,
         sink: Sink | None = None,
         readers: dict[str, Contract] | None = None,
-        commit_interval_s: float = 0.5,
+        options: WorkerOptions | None = None,
+        consumer_factory: ConsumerFactory = Consumer,
     ) -> None:
         if (handler is None) == (sink is None):
             raise ConfigurationError("a consumer worker needs either a handler or a sink, not both")
+        if not topics:
+            raise ConfigurationError("a consumer worker needs at least one topic")
         self.group = group
         self.topics = list(topics)
+        self.options = options or WorkerOptions.from_settings(settings)
+        self.metrics = WorkerMetrics()
+        self._settings = settings
         self._handler = handler
         self._sink = sink
-        self._writer_schemas: dict[str, dict[str, Any]] = {}
-        self._is_async = handler is not None and inspect.iscoroutinefunction(handler)
         self._serde = serde
         self._readers = readers or {}
-        self._commit_interval_s = commit_interval_s
+        self._writer_schemas: dict[str, dict[str, Any]] = {}
         self._config = kafka_config.consumer_config(settings, group)
-        self._offsets: dict[tuple[str, int], PartitionOffsets] = {}
+        self._consumer_factory = consumer_factory
         self._stop = threading.Event()
-        self._last_commit = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._owned: dict[TP, _Owned] = {}
+        self._next_lane = 0
+        self._schedule = CommitSchedule(self.options.commit, time.monotonic)
+        self._warned_slow: set[tuple[TP, int]] = set()
+        self._last_observe = 0.0
+        self.health = Health(group, stall_after_s=max(30.0, 2 * self.options.drain_timeout_s + 10))
+        self._dispatcher = Dispatcher(
+            group=group,
+            handler=handler,
+            retry=self.options.retry,
+            dead_letters=self._dead_letter_writer if self.options.dead_letter else None,
+            concurrency=self.options.key_concurrency,
+            threads=self.options.handler_threads,
+            metrics=self.metrics,
+        )
         self._consumer: Consumer | None = None
-        self.assigned: set[tuple[str, int]] = set()
 
     def stop(self) -> None:
-        """Ask the worker to finish the record in hand, commit and leave the group (thread/signal safe)."""
+        """Ask the worker to finish what is in flight, commit and leave the group (thread and signal safe)."""
         self._stop.set()
 
     @property
     def member_id(self) -> str | None:
-        return self._consumer.memberid() if self._consumer else None
+        return self.health.member_id
+
+    @property
+    def assigned(self) -> set[TP]:
+        return set(self.health.assigned)
+
+    def status(self) -> WorkerStatus:
+        return self.health.status()
+
+    def _dead_letter_writer(self) -> DeadLetterWriter:
+        producer = AsyncProducer(kafka_config.producer_config(self._settings))
+        return DeadLetterWriter(producer, group=self.group, suffix=self.options.dead_letter_suffix)
+
+    # --- the poll loop ----------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Consume until stop() is called; raises ProcessingStopped on a record it cannot process."""
-        consumer = Consumer({**self._config, "error_cb": self._on_client_error})
+        """Consume until stop() is called. Raises BrokerError on a fatal client error, and (with a sink)
+        ProcessingStopped on a record the sink cannot take."""
+        self._dispatcher.start()
+        consumer = self._consumer_factory({**self._config, "error_cb": self._on_client_error})
         self._consumer = consumer
-        self._loop = asyncio.new_event_loop() if self._is_async else None
-        consumer.subscribe(
-            self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-        )
-        log.info("group %s: subscribed to %s", self.group, ", ".join(self.topics))
         try:
+            consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                               on_lost=self._on_lost)
+            log.info("group %s: subscribed to %s", self.group, ", ".join(self.topics),
+                     extra={"event": "subscribed", "group": self.group, "topics": self.topics})
             while not self._stop.is_set():
-                message = consumer.poll(_POLL_TIMEOUT_S)
-                if message is not None:
-                    self._process(message)
-                self._commit_if_due()
-            if self._sink is not None:
-                self._sink.flush()
-            self._commit(force=True)
+                messages = consumer.consume(self._batch_size(), timeout=_POLL_TIMEOUT_S)
+                self.health.polled()
+                for message in messages:
+                    self._accept(message)
+                self._after_poll()
+            self._shutdown()
+        except BaseException as exc:
+            self.health.fatal = f"{exc.__class__.__name__}: {exc}"
+            raise
         finally:
-            if self._sink is not None:
-                self._sink.close()
-            consumer.close()  # leaves the group: partitions move to another member without waiting for a timeout
-            self._consumer = None
-            if self._loop is not None:
-                self._loop.close()
-            log.info("group %s: left the group", self.group)
+            self.health.stopping = True
+            try:
+                consumer.close()  # leaves the group: partitions move to another member without waiting for a timeout
+            finally:
+                self._consumer = None
+                self._dispatcher.stop()
+                if self._sink is not None:
+                    self._sink.close()
+                self.health.stopped = True
+                log.info("group %s: left the group", self.group, extra={"event": "left_group", "group": self.group})
 
-    def _process(self, message: Message) -> None:
+    def _batch_size(self) -> int:
+        return max(1, min(_MAX_BATCH, self.options.max_pending_per_partition))
+
+    def _after_poll(self) -> None:
+        self._take_reports()
+        self._apply_backpressure()
+        self._commit_due()
+        now = time.monotonic()
+        if now - self._last_observe >= _OBSERVE_EVERY_S:
+            self._last_observe = now
+            self._observe()
+
+    def _shutdown(self) -> None:
+        self.health.stopping = True
+        owned = list(self._owned.items())
+        stragglers = self._dispatcher.close_lanes([o.lane for _, o in owned], self.options.drain_timeout_s)
+        self._log_stragglers(stragglers, "shutdown")
+        self._take_reports()
+        if self._sink is not None:
+            self._sink.flush()
+        self._commit(force=True)
+
+    # --- records ----------------------------------------------------------------------------------------
+
+    def _accept(self, message: Message) -> None:
         error = message.error()
         if error is not None:
             self._on_message_error(error)
             return
         tp = (message.topic(), message.partition())
-        offsets = self._offsets.setdefault(tp, PartitionOffsets())
-        offsets.started(message.offset())
+        owned = self._owned.get(tp)
+        if owned is None or owned.stopped:
+            return  # fetched before a revocation or a stop took effect; the next owner reads it again
+        offset = message.offset()
+        if owned.first_offset is None:
+            owned.first_offset = offset
+        owned.offsets.started(offset)
+        self.metrics.consumed.labels(self.group, tp[0]).inc()
+        if self._sink is not None:
+            self._write_to_sink(message, owned)
+            return
+        self._dispatcher.submit(owned.lane, self._work(message))
+
+    def _work(self, message: Message) -> Work:
         try:
-            event, body = self._decode(message)
-            if self._sink is not None:
-                self._sink.write(event, body, self._writer_schema(event.schema_id))
-            else:
-                self._call_handler(event)
-        except Exception as exc:
-            log.error("group %s: %s[%d]@%d failed: %s", self.group, *tp, message.offset(), exc)
-            raise ProcessingStopped(message, exc) from exc
-        offsets.finished(message.offset())
+            return Work(message, event=self._decode(message)[0])
+        except RegistryError:
+            return Work(message, decode=lambda m: self._decode(m)[0])  # retried on the lane, off this thread
+        except SerdeError as exc:
+            return Work(message, poison=exc)
 
     def _decode(self, message: Message) -> tuple[ConsumedEvent, bytes]:
         """The event, and the plain Avro body (without the legacy format's id prefix)."""
@@ -160,83 +296,241 @@ class ConsumerWorker:
         )
         return event, body
 
+    def _write_to_sink(self, message: Message, owned: _Owned) -> None:
+        assert self._sink is not None
+        offset = message.offset()
+        try:
+            event, body = self._decode(message)
+        except RegistryError as exc:
+            raise ProcessingStopped(message, exc) from exc
+        except SerdeError as exc:
+            try:
+                self._dispatcher.dead_letter(message, exc, 0)
+            except DeadLetterError as dlq_exc:
+                self._stop_partition((message.topic(), message.partition()), offset, str(dlq_exc))
+                return
+            except SerdeError as off:  # dead letters are off
+                raise ProcessingStopped(message, off) from off
+            owned.offsets.finished(offset)
+            return
+        try:
+            self._sink.write(event, body, self._writer_schema(event.schema_id))
+        except Exception as exc:
+            log.error("group %s: %s[%d]@%d failed: %s", self.group, message.topic(), message.partition(), offset, exc)
+            raise ProcessingStopped(message, exc) from exc
+        owned.offsets.finished(offset)
+        self._schedule.completed((message.topic(), message.partition()))
+
     def _writer_schema(self, schema_id: str) -> dict[str, Any]:
         schema = self._writer_schemas.get(schema_id)
         if schema is None:
             schema = self._writer_schemas[schema_id] = json.loads(self._serde.registry.schema_by_id(schema_id))
         return schema
 
-    def _call_handler(self, event: ConsumedEvent) -> None:
-        result: Any = self._handler(event)
-        if self._loop is not None and inspect.isawaitable(result):
-            self._loop.run_until_complete(result)
+    def _take_reports(self) -> None:
+        """Apply what the dispatcher reported: finished offsets and stopped partitions."""
+        reports = self._dispatcher.reports
+        while not reports.empty():
+            report = reports.get_nowait()
+            owned = self._owned.get(report.tp)
+            if owned is None or owned.lane != report.lane:
+                continue  # from a lane of an earlier assignment
+            if isinstance(report, Completed):
+                owned.offsets.finished(report.offset)
+                self._schedule.completed(report.tp)
+            elif isinstance(report, Halted):
+                self._stop_partition(report.tp, report.offset, report.reason)
+
+    def _stop_partition(self, tp: TP, offset: int, reason: str) -> None:
+        owned = self._owned[tp]
+        if owned.stopped:
+            return
+        owned.stopped = reason
+        self.health.stopped_partitions = {**self.health.stopped_partitions, tp: f"at offset {offset}: {reason}"}
+        if not owned.paused and self._consumer is not None:
+            self._consumer.pause([TopicPartition(*tp)])
+            owned.paused = True
 
     def _on_message_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
         if error.fatal():
             raise BrokerError(f"fatal consumer error: {error.str()}")
         # e.g. a subscribed topic that does not exist yet; librdkafka keeps retrying
-        log.warning("group %s: %s", self.group, error.str())
+        log.warning("group %s: %s", self.group, error.str(), extra={"event": "consumer_error", "group": self.group})
 
     def _on_client_error(self, error: KafkaError) -> None:
-        log.warning("group %s: kafka client error: %s", self.group, error.str())
+        log.warning("group %s: kafka client error: %s", self.group, error.str(),
+                    extra={"event": "client_error", "group": self.group})
 
-    # --- commits -----------------------------------------------------------------------------------
+    # --- backpressure -----------------------------------------------------------------------------------
 
-    def _commit_if_due(self) -> None:
-        if time.monotonic() - self._last_commit >= self._commit_interval_s:
-            if self._sink is not None:
-                self._sink.maybe_roll()
-            self._commit()
+    def _apply_backpressure(self) -> None:
+        if self._consumer is None:
+            return
+        high = self.options.max_pending_per_partition
+        pause, resume = [], []
+        for tp, owned in self._owned.items():
+            pending = owned.offsets.in_flight
+            if not owned.paused and pending >= high:
+                pause.append(TopicPartition(*tp))
+                owned.paused = True
+            elif owned.paused and not owned.stopped and pending <= high // 2:
+                resume.append(TopicPartition(*tp))
+                owned.paused = False
+        if pause:
+            self._consumer.pause(pause)  # librdkafka drops what it prefetched and fetches again from our position
+        if resume:
+            self._consumer.resume(resume)
 
-    def _commit_points(self) -> dict[tuple[str, int], int]:
-        """Per partition, the offset that may be committed now (None-free), limited by the sink's durability."""
+    # --- commits ----------------------------------------------------------------------------------------
+
+    def _commit_due(self) -> None:
+        if self._sink is not None:
+            self._sink.maybe_roll()
+        self._commit()
+
+    def _commit_points(self, only: set[TP] | None) -> dict[TP, int]:
+        """Per partition, the offset that may be committed now, limited by the sink's durability."""
         durable = self._sink.durable() if self._sink is not None else {}
         points = {}
-        for tp, offsets in self._offsets.items():
-            point = offsets.committable
+        for tp, owned in self._owned.items():
+            if only is not None and tp not in only:
+                continue
+            point = owned.offsets.committable
             if point is None:
                 continue
             if self._sink is not None:
                 if tp not in durable:
                     continue
                 point = min(point, durable[tp])
-                if point == offsets.committed:
+                if point == owned.offsets.committed:
                     continue
             points[tp] = point
         return points
 
-    def _commit(self, *, force: bool = False, only: set[tuple[str, int]] | None = None) -> None:
-        pending = [
-            TopicPartition(topic, partition, point)
-            for (topic, partition), point in self._commit_points().items()
-            if only is None or (topic, partition) in only
-        ]
-        self._last_commit = time.monotonic()
-        if not pending or self._consumer is None:
+    def _commit(self, *, force: bool = False, only: set[TP] | None = None) -> None:
+        points = self._commit_points(only)
+        if not force:
+            points = {tp: point for tp, point in points.items() if self._schedule.due(tp)}
+        if not points or self._consumer is None:
+            return
+        if force:
+            time.sleep(self._schedule.wait_before_forced(list(points)))  # at most one gap of the rate cap
+        for tp in points:
+            self._schedule.sent(tp)
+        started = time.monotonic()
+        try:
+            results = self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in points.items()], asynchronous=False
+            ) or []
+        except KafkaException as exc:
+            # e.g. a rebalance in progress: the offsets stay pending and a later commit retries them
+            self.metrics.commit_failures.labels(self.group).inc()
+            log.log(logging.ERROR if force else logging.WARNING, "group %s: commit failed: %s", self.group,
+                    exc.args[0].str(), extra={"event": "commit_failed", "group": self.group})
+            return
+        self.metrics.commit_latency.labels(self.group).observe(time.monotonic() - started)
+        for tp in results:
+            key = (tp.topic, tp.partition)
+            if tp.error is None and key in self._owned:
+                self._owned[key].offsets.mark_committed(tp.offset)
+                self.metrics.commits.labels(self.group, tp.topic, str(tp.partition)).inc()
+            elif tp.error is not None:
+                self.metrics.commit_failures.labels(self.group).inc()
+                log.warning("group %s: commit of %s[%d] failed: %s", self.group, tp.topic, tp.partition, tp.error,
+                            extra={"event": "commit_failed", "group": self.group, "topic": tp.topic,
+                                   "partition": tp.partition})
+
+    # --- observation: lag, slow and stuck handlers --------------------------------------------------------
+
+    def _observe(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        self.health.member_id = consumer.memberid() or self.health.member_id
+        self._learn_committed(consumer)
+        paused = 0
+        for (topic, partition), owned in self._owned.items():
+            paused += owned.paused
+            self.metrics.pending.labels(self.group, topic, str(partition)).set(owned.offsets.in_flight)
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            if high < 0:
+                continue  # nothing fetched yet
+            checkpoint = owned.offsets.committed if owned.offsets.committed is not None else owned.first_offset
+            if checkpoint is not None:
+                self.metrics.lag.labels(self.group, topic, str(partition)).set(max(0, high - checkpoint))
+            position = owned.offsets.commit_point
+            position = checkpoint if position is None else position
+            if position is not None:
+                self.metrics.processing_lag.labels(self.group, topic, str(partition)).set(max(0, high - position))
+        self.metrics.assigned.labels(self.group).set(len(self._owned))
+        self.metrics.paused.labels(self.group).set(paused)
+        self._watch_handlers()
+
+    def _learn_committed(self, consumer: Consumer) -> None:
+        """Ask once per assignment for the committed offset of partitions that have fetched nothing yet."""
+        unknown = [tp for tp, o in self._owned.items()
+                   if not o.asked_committed and o.first_offset is None and o.offsets.committed is None]
+        if not unknown:
             return
         try:
-            results = self._consumer.commit(offsets=pending, asynchronous=False) or []
+            answers = consumer.committed([TopicPartition(*tp) for tp in unknown], timeout=5)
         except KafkaException as exc:
-            # e.g. a rebalance in progress: the offsets stay pending and the next commit retries them
-            level = logging.ERROR if force else logging.WARNING
-            log.log(level, "group %s: commit failed: %s", self.group, exc.args[0].str())
+            log.debug("group %s: committed offsets not known yet: %s", self.group, exc)
             return
-        for tp in results:
-            if tp.error is None:
-                self._offsets[(tp.topic, tp.partition)].mark_committed(tp.offset)
-            else:
-                log.warning("group %s: commit of %s[%d] failed: %s", self.group, tp.topic, tp.partition, tp.error)
+        for answer in answers:
+            owned = self._owned.get((answer.topic, answer.partition))
+            if owned is None:
+                continue
+            owned.asked_committed = True
+            if answer.error is None and answer.offset >= 0 and owned.offsets.committed is None:
+                owned.offsets.mark_committed(answer.offset)
 
-    # --- rebalance callbacks (run inside poll, on this thread) ---------------------------------------
+    def _watch_handlers(self) -> None:
+        now = time.monotonic()
+        stuck: dict[tuple[TP, int], str] = {}
+        running = set()
+        for tp, offset, started in self._dispatcher.running():
+            running.add((tp, offset))
+            elapsed = now - started
+            if elapsed > self.options.handler_budget_s and (tp, offset) not in self._warned_slow:
+                self._warned_slow.add((tp, offset))
+                log.warning(
+                    "group %s: the handler for %s[%d]@%d has run %.0f s, over its %.0f s budget; a rebalance waits "
+                    "only %.0f s for it, then its record goes to the next owner", self.group, *tp, offset, elapsed,
+                    self.options.handler_budget_s, self.options.drain_timeout_s,
+                    extra={"event": "slow_handler", "group": self.group, "topic": tp[0], "partition": tp[1],
+                           "offset": offset, "seconds": round(elapsed, 1)},
+                )
+            if elapsed > self.options.stuck_after_s:
+                stuck[(tp, offset)] = f"handler for {tp[0]}[{tp[1]}]@{offset} stuck for {elapsed:.0f} s"
+        self._warned_slow &= running
+        self.health.stuck_handlers = stuck
+
+    def _log_stragglers(self, stragglers: list[tuple[TP, int]], when: str) -> None:
+        for (topic, partition), offset in stragglers:
+            log.warning(
+                "group %s: handler for %s[%d]@%d still running after %.0f s at %s; it is not committed and the "
+                "partition's next owner handles it again", self.group, topic, partition, offset,
+                self.options.drain_timeout_s, when,
+                extra={"event": "handler_abandoned", "group": self.group, "topic": topic, "partition": partition,
+                       "offset": offset},
+            )
+
+    # --- rebalance callbacks (run inside consume(), on this thread) ------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels(self.group, "assign").inc()
         for tp in partitions:
-            self.assigned.add((tp.topic, tp.partition))
+            key = (tp.topic, tp.partition)
+            self._next_lane += 1
+            self._owned[key] = _Owned(self._next_lane)
+            self._dispatcher.open_lane(self._next_lane, key)
+        self._changed_assignment(consumer)
         if self._sink is not None and partitions:
             self._start_sink(consumer, partitions)
-        log.info(
-            "group %s: member %s assigned %s", self.group, consumer.memberid(), _names(partitions) or "nothing (standby)"
-        )
+        self._log_rebalance("assigned", consumer, partitions, "nothing (standby)")
 
     def _start_sink(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start where the sink's durable output ends when it holds more than the group committed."""
@@ -257,27 +551,59 @@ class ConsumerWorker:
             consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self.metrics.rebalances.labels(self.group, "revoke").inc()
+        revoked = {(tp.topic, tp.partition) for tp in partitions} & set(self._owned)
+        stragglers = self._dispatcher.close_lanes([self._owned[tp].lane for tp in revoked],
+                                                  self.options.drain_timeout_s)
+        self._log_stragglers(stragglers, "revocation")
+        self._take_reports()
         if self._sink is not None:
             self._sink.flush(list(revoked))
-        self._commit(force=True, only=revoked)  # nothing is in flight: processing is on this thread
+        self._commit(force=True, only=revoked)
         if self._sink is not None:
             self._sink.release(list(revoked))
-        self._forget(revoked)
-        log.info("group %s: member %s revoked %s", self.group, consumer.memberid(), _names(partitions))
+        self._release(consumer, revoked)
+        self._log_rebalance("revoked", consumer, partitions, "nothing")
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # another member may already own these: committing now could rewind its progress
-        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self.metrics.rebalances.labels(self.group, "lost").inc()
+        lost = {(tp.topic, tp.partition) for tp in partitions} & set(self._owned)
+        self._dispatcher.close_lanes([self._owned[tp].lane for tp in lost], 0)
         if self._sink is not None:
             self._sink.discard(list(lost))
-        self._forget(lost)
-        log.warning("group %s: member %s lost %s", self.group, consumer.memberid(), _names(partitions))
+        self._release(consumer, lost)
+        log.warning("group %s: member %s lost %s", self.group, consumer.memberid(), _names(partitions),
+                    extra={"event": "partitions_lost", "group": self.group, "member_id": consumer.memberid(),
+                           "partitions": _names(partitions).split(", ")})
 
-    def _forget(self, partitions: set[tuple[str, int]]) -> None:
+    def _release(self, consumer: Consumer, partitions: set[TP]) -> None:
+        # librdkafka keeps a partition paused across reassignment: resume before letting go
+        paused = [TopicPartition(*tp) for tp in partitions if self._owned[tp].paused]
+        if paused:
+            consumer.resume(paused)
         for tp in partitions:
-            self._offsets.pop(tp, None)
-            self.assigned.discard(tp)
+            self._owned.pop(tp, None)
+            self._schedule.forget(tp)
+            self.metrics.remove_partition(self.group, *tp)
+        self.health.stopped_partitions = {tp: r for tp, r in self.health.stopped_partitions.items()
+                                          if tp not in partitions}
+        self._changed_assignment(consumer)
+
+    def _changed_assignment(self, consumer: Consumer) -> None:
+        self.health.assigned = frozenset(self._owned)
+        self.health.member_id = consumer.memberid() or self.health.member_id
+        self.health.joined = True
+        self.metrics.assigned.labels(self.group).set(len(self._owned))
+
+    def _log_rebalance(self, what: str, consumer: Consumer, partitions: list[TopicPartition], empty: str) -> None:
+        member = consumer.memberid()
+        names = _names(partitions)
+        log.info("group %s: member %s %s %s; owns %s", self.group, member, what, names or empty,
+                 _names([TopicPartition(*tp) for tp in sorted(self._owned)]) or "nothing",
+                 extra={"event": f"partitions_{what}", "group": self.group, "member_id": member,
+                        "partitions": names.split(", ") if names else [],
+                        "owned": [f"{t}[{p}]" for t, p in sorted(self._owned)]})
 
 
 def _names(partitions: list[TopicPartition]) -> str:

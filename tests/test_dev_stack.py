@@ -74,6 +74,7 @@ def start_dev(tmp_path: Path, *extra: str) -> DevStack:
     output = tmp_path / "dev.out"
     argv = [sys.executable, "-m", "hubstream", "dev", "--state-dir", str(state_dir),
             "--broker-port", str(free_port()), "--registry-port", str(free_port()), "--api-port", str(free_port()),
+            "--consumer-ops-port", str(free_port()),
             "--partitions", "2", *extra]
     with open(output, "wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})

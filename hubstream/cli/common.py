@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from hubstream import logs
 from hubstream.errors import HubstreamError
 from hubstream.settings import Settings
 
@@ -28,8 +28,8 @@ def load_settings(state_dir: Path | None = None) -> Settings:
     return settings
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+def setup_logging(settings: Settings) -> None:
+    logs.setup_logging(settings.log_level, settings.log_format)
 
 
 def fail(error: HubstreamError) -> typer.Exit:

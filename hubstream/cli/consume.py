@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from types import FrameType
@@ -13,11 +14,14 @@ from hubstream.cli.common import StateDirOption, fail, load_settings, setup_logg
 from hubstream.discovery import with_local_stack
 from hubstream.errors import ConfigurationError, HubstreamError
 from kafka_consumer.handlers import load_handler, log_event
+from kafka_consumer.ops import OpsServer
 from kafka_consumer.runtime import ConsumerWorker
 from kafka_consumer.sinks.archive import ArchiveSink
 from schemas.contracts import Contract
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
+
+log = logging.getLogger("hubstream.consume")
 
 
 def consume(
@@ -34,12 +38,26 @@ def consume(
         list[str] | None,
         typer.Option(help="TOPIC=FILE.avsc: decode TOPIC into this reader schema, whatever version wrote it (repeatable)"),
     ] = None,
+    key_concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Handlers in flight per partition, never two of one key [default: 1, partition order]"),
+    ] = None,
+    ops_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port of /metrics, /healthz, /readyz; 0 picks one [default: 8081]")
+    ] = None,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Consume topics in a consumer group; offsets are committed only after the handler returned."""
+    """Consume topics in a consumer group; offsets are committed only after the handler returned.
+
+    A handler error is retried with backoff; a record that keeps failing, or cannot be decoded, goes to
+    TOPIC.dlq. SIGTERM or Ctrl-C finishes the records in flight, commits and leaves the group.
+    """
     try:
         settings = with_local_stack(load_settings(state_dir))
-        setup_logging(settings.log_level)
+        overrides = {k: v for k, v in (("key_concurrency", key_concurrency), ("ops_port", ops_port)) if v is not None}
+        if overrides:
+            settings = settings.model_copy(update={"consumer": settings.consumer.model_copy(update=overrides)})
+        setup_logging(settings)
         registry = SchemaRegistry.from_settings(settings)
         worker = ConsumerWorker(
             settings,
@@ -59,7 +77,10 @@ def consume(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        worker.run()
+        with OpsServer(worker, settings.consumer.ops_host, settings.consumer.ops_port) as ops:
+            log.info("group %s: ops endpoint on %s (/metrics, /healthz, /readyz)", group, ops.url,
+                     extra={"event": "ops_endpoint", "group": group, "url": ops.url})
+            worker.run()
     except HubstreamError as exc:
         raise fail(exc) from None
     finally:

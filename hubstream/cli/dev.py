@@ -20,15 +20,16 @@ def dev(
     broker_port: Annotated[int, typer.Option(help="Kafka broker port")] = 9092,
     registry_port: Annotated[int, typer.Option(help="Schema Registry emulator (HTTPS) port")] = 8443,
     api_port: Annotated[int, typer.Option(help="Producer HTTP API port")] = 8080,
+    consumer_ops_port: Annotated[int, typer.Option(help="The consumer's /metrics, /healthz, /readyz port")] = 8081,
     partitions: Annotated[int, typer.Option(min=1, help="Partitions per topic")] = 3,
     consumer: Annotated[bool, typer.Option(help="Also run a consumer-group worker that logs each event")] = True,
 ) -> None:
     """Start the local stack: broker, schema registry emulator, producer API and a consumer. Ctrl-C stops it all."""
     settings = load_settings(state_dir)
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     stack = LocalStack(
         settings,
-        StackPorts(broker=broker_port, registry=registry_port, api=api_port),
+        StackPorts(broker=broker_port, registry=registry_port, api=api_port, consumer_ops=consumer_ops_port),
         partitions=partitions,
         with_consumer=consumer,
     )

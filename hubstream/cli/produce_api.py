@@ -25,7 +25,7 @@ def produce_api(
         kafka_config.producer_config(settings)  # fail at start on bad settings, e.g. a broken connection string
     except HubstreamError as exc:
         raise fail(exc) from None
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.api.host,

@@ -17,14 +17,18 @@ def provision(
     state_dir: StateDirOption = None,
     partitions: Annotated[int, typer.Option(min=1, help="Partitions for topics the catalog gives no count")] = 3,
 ) -> None:
-    """Create the catalog's topics (not on Event Hubs) and register every contract in the schema group."""
+    """Create the catalog's topics and their dead-letter topics (not on Event Hubs), and register every contract."""
     try:
         result = run_provision(with_local_stack(load_settings(state_dir)), default_partitions=partitions)
     except HubstreamError as exc:
         raise fail(exc) from None
     table = Table("topic", "partitions", "created")
-    for topic, count in result.topics.items():
-        table.add_row(topic, str(count), "yes" if topic in result.created_topics else "existed")
+    for topic, count in {**result.topics, **result.dead_letter_topics}.items():
+        if not result.topics_created_here:
+            created = "create it in Azure"
+        else:
+            created = "yes" if topic in result.created_topics else "existed"
+        table.add_row(topic, str(count), created)
     console.print(table)
     schemas = Table("schema", "schema id")
     for name, schema_id in result.schema_ids.items():

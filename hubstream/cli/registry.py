@@ -61,7 +61,7 @@ def serve(
     from schemas.emulator.server import EmulatorServer, ServeOptions
 
     settings = load_settings(state_dir)
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     options = ServeOptions(
         state_dir=settings.state_dir,
         host=host,

@@ -1,0 +1,302 @@
+"""Running handlers: an asyncio loop in its own thread, one lane per owned partition.
+
+The worker's poll thread hands each fetched record to its partition's lane; the lane starts it when key
+order allows (key_order.KeyOrderedQueue) and reports back through a thread-safe queue:
+
+    Completed(lane, tp, offset)        the record is done: handled, or dead-lettered
+    Halted(lane, tp, offset, reason)   the record could not be finished (its dead letter could not be written,
+                                       or the registry stayed unreachable): the lane takes nothing more
+
+Async handlers run on the loop; plain ones in a thread pool, so a slow handler holds up only its own key (or
+partition). Lanes have ids: a partition revoked and assigned again gets a new lane, and reports from the old one
+are ignored by the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from confluent_kafka import Message
+
+from hubstream.errors import RegistryError
+from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter, where
+from kafka_consumer.events import ConsumedEvent
+from kafka_consumer.failures import Failed, RetryPolicy, call_with_retries
+from kafka_consumer.handlers import Handler
+from kafka_consumer.key_order import KeyOrderedQueue
+from kafka_consumer.metrics import WorkerMetrics
+
+log = logging.getLogger("kafka_consumer.runtime")
+
+TP = tuple[str, int]
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Work:
+    """A fetched record for a lane: decoded, or with the reason it could not be."""
+
+    message: Message
+    event: ConsumedEvent | None = None
+    poison: BaseException | None = None  # undecodable: dead-letter at once
+    decode: Callable[[Message], ConsumedEvent] | None = None  # the registry was unreachable: decode again
+
+
+@dataclass(frozen=True)
+class Completed:
+    lane: int
+    tp: TP
+    offset: int
+
+
+@dataclass(frozen=True)
+class Halted:
+    lane: int
+    tp: TP
+    offset: int
+    reason: str
+
+
+Report = Completed | Halted
+
+
+@dataclass
+class _Lane:
+    id: int
+    tp: TP
+    queue: KeyOrderedQueue[Work]
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    halted: bool = False
+    closed: bool = False
+
+
+class _Halt(Exception):
+    pass
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        group: str,
+        handler: Handler | None,
+        retry: RetryPolicy,
+        dead_letters: Callable[[], DeadLetterWriter] | None,
+        concurrency: int,
+        threads: int,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.group = group
+        self.reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
+        self._handler = handler
+        self._is_async = handler is not None and inspect.iscoroutinefunction(handler)
+        self._retry = retry
+        self._make_dead_letters = dead_letters
+        self._dead_letters: DeadLetterWriter | None = None
+        self._concurrency = concurrency
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hubstream-handler")
+        self._metrics = metrics
+        self._lanes: dict[int, _Lane] = {}
+        self._running: dict[tuple[int, int], tuple[TP, int, float]] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="hubstream-dispatch", daemon=True)
+
+    # --- called from the poll thread ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        if self._make_dead_letters is not None:
+            # the producer is made on the loop, where its delivery futures resolve
+            self._dead_letters = self.call(self._async(self._make_dead_letters))
+
+    def open_lane(self, lane: int, tp: TP) -> None:
+        self._loop.call_soon_threadsafe(self._open, lane, tp)
+
+    def submit(self, lane: int, work: Work) -> None:
+        self._loop.call_soon_threadsafe(self._submit, lane, work)
+
+    def close_lanes(self, lanes: list[int], timeout_s: float) -> list[tuple[TP, int]]:
+        """Stop the lanes: drop waiting records, wait for running ones (bounded), cancel the rest.
+
+        Returns (partition, offset) of the records still running when the time was up; they are not reported
+        done, so their offsets are not committed and the partition's next owner handles them again.
+        """
+        if not lanes:
+            return []
+        return self.call(self._close(lanes, timeout_s), timeout_s + 10)
+
+    def running(self) -> list[tuple[TP, int, float]]:
+        """(partition, offset, monotonic start) of every record being handled now."""
+        return list(self._running.values())
+
+    def call(self, coro: Coroutine[Any, Any, R], timeout_s: float | None = None) -> R:
+        """Run a coroutine on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def dead_letter(self, message: Message, error: BaseException, attempts: int) -> None:
+        """Dead-letter a record now (used by sinks); raises DeadLetterError, or the error itself when disabled."""
+        if self._dead_letters is None:
+            raise error
+        self.call(self._dead_letters.write(message, error, attempts))
+        self._metrics.dead_lettered.labels(self.group, message.topic()).inc()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._thread.is_alive():
+            try:
+                self.call(self._close(list(self._lanes), 0), timeout_s)
+                if self._dead_letters is not None:
+                    self.call(self._dead_letters.close(), timeout_s)
+                    self._dead_letters = None  # frees the librdkafka handle, which would keep reconnecting
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(timeout_s)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    # --- on the loop ----------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _async(factory: Callable[[], R]) -> R:
+        return factory()
+
+    def _open(self, lane_id: int, tp: TP) -> None:
+        self._lanes[lane_id] = _Lane(lane_id, tp, KeyOrderedQueue(self._concurrency))
+
+    def _submit(self, lane_id: int, work: Work) -> None:
+        lane = self._lanes.get(lane_id)
+        if lane is None or lane.closed or lane.halted:
+            return
+        lane.queue.push(work.message.key(), work)
+        self._pump(lane)
+
+    def _pump(self, lane: _Lane) -> None:
+        if lane.closed or lane.halted:
+            return
+        for work in lane.queue.take():
+            task = self._loop.create_task(self._run(lane, work))
+            lane.tasks.add(task)
+
+    async def _close(self, lane_ids: list[int], timeout_s: float) -> list[tuple[TP, int]]:
+        tasks: set[asyncio.Task[None]] = set()
+        for lane_id in lane_ids:
+            lane = self._lanes.pop(lane_id, None)
+            if lane is not None:
+                lane.closed = True
+                lane.queue.clear()
+                tasks |= lane.tasks
+        if not tasks:
+            return []
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s) if timeout_s > 0 else (set(), tasks)
+        closing = set(lane_ids)
+        left = [(tp, offset) for (lane, offset), (tp, _, _) in list(self._running.items()) if lane in closing]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+        return left
+
+    async def _run(self, lane: _Lane, work: Work) -> None:
+        message = work.message
+        offset = message.offset()
+        slot = (lane.id, offset)
+        self._running[slot] = (lane.tp, offset, time.monotonic())
+        try:
+            failed = await self._handle(work)
+            if failed is None or await self._give_up(lane, message, failed):
+                self.reports.put(Completed(lane.id, lane.tp, offset))
+        except _Halt as halt:
+            self._halt(lane, offset, str(halt))
+        finally:
+            self._running.pop(slot, None)
+            lane.queue.done(message.key())
+            lane.tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._pump(lane)
+
+    async def _handle(self, work: Work) -> Failed | None:
+        """None when the handler succeeded; Failed when the record should be dead-lettered."""
+        topic = work.message.topic()
+        if work.poison is not None:
+            return Failed(work.poison, 0)
+        event = work.event
+        if event is None:
+            decoded = await self._decode_again(work)
+            if isinstance(decoded, Failed):
+                return decoded
+            event = decoded
+        started = time.monotonic()
+
+        def on_retry(error: BaseException, attempt: int) -> None:
+            self._metrics.retried.labels(self.group, topic).inc()
+            log.warning("%s: attempt %d failed (%s: %s); retrying", where(work.message), attempt,
+                        error.__class__.__name__, error)
+
+        failed = await call_with_retries(lambda: self._call(event), self._retry, on_retry=on_retry)
+        self._metrics.handler_seconds.labels(self.group, topic).observe(time.monotonic() - started)
+        if failed is None:
+            self._metrics.processed.labels(self.group, topic).inc()
+        return failed
+
+    async def _decode_again(self, work: Work) -> ConsumedEvent | Failed:
+        """Decode a record that met an unreachable registry; retried, and the partition halts if it stays down."""
+        assert work.decode is not None
+        decode = work.decode
+        decoded: list[ConsumedEvent] = []
+        poison: list[BaseException] = []
+
+        async def attempt() -> None:
+            try:
+                decoded.append(await self._loop.run_in_executor(self._pool, decode, work.message))
+            except RegistryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the record itself is bad: dead-letter it
+                poison.append(exc)
+
+        failed = await call_with_retries(attempt, self._retry, on_retry=lambda error, n: log.warning(
+            "%s: schema registry unreachable (attempt %d): %s", where(work.message), n, error))
+        if failed is not None:
+            raise _Halt(f"the schema registry stayed unreachable after {failed.attempts} attempts: {failed.error}")
+        return Failed(poison[0], 0) if poison else decoded[0]
+
+    async def _call(self, event: ConsumedEvent) -> None:
+        assert self._handler is not None
+        if self._is_async:
+            await self._handler(event)  # type: ignore[misc]
+            return
+        result = await self._loop.run_in_executor(self._pool, self._handler, event)
+        if inspect.isawaitable(result):
+            await result
+
+    async def _give_up(self, lane: _Lane, message: Message, failed: Failed) -> bool:
+        """Dead-letter a record that failed; False when that was not possible and the lane halted."""
+        topic = message.topic()
+        self._metrics.failed.labels(self.group, topic).inc()
+        if self._dead_letters is None:
+            self._halt(lane, message.offset(), f"{where(message)} failed {failed.attempts} attempt(s) and dead "
+                       f"letters are off: {failed.error.__class__.__name__}: {failed.error}")
+            return False
+        try:
+            await self._dead_letters.write(message, failed.error, failed.attempts)
+        except DeadLetterError as exc:
+            self._halt(lane, message.offset(), str(exc))
+            return False
+        self._metrics.dead_lettered.labels(self.group, topic).inc()
+        return True
+
+    def _halt(self, lane: _Lane, offset: int, reason: str) -> None:
+        if not lane.halted:
+            lane.halted = True
+            lane.queue.clear()
+            log.error("group %s: %s[%d] stopped at offset %d: %s", self.group, *lane.tp, offset, reason,
+                      extra={"event": "partition_stopped", "group": self.group, "topic": lane.tp[0],
+                             "partition": lane.tp[1], "offset": offset})
+        self.reports.put(Halted(lane.id, lane.tp, offset, reason))

@@ -1,0 +1,82 @@
+"""What happens when a handler raises: retries with exponential backoff and jitter, then a verdict.
+
+A handler error is taken as transient and retried (tenacity), up to ``attempts`` calls in all, with a wait of
+``initial_backoff_s * 2**n`` (capped at ``max_backoff_s``) plus a random jitter of up to ``initial_backoff_s``. A handler that
+knows retrying cannot help raises ``PermanentError`` (or a subclass): no retry, the record goes to the
+dead-letter topic at once. The wait is an ``asyncio.sleep`` in the record's own task, so while one record
+backs off, records of other keys (with key-ordered concurrency) and other partitions keep moving.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from hubstream.errors import ConfigurationError, HubstreamError
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(HubstreamError):
+    """Raise from a handler for a record that no retry will fix: it is dead-lettered after one attempt."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    initial_backoff_s: float = 0.2
+    max_backoff_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.initial_backoff_s < 0 or self.max_backoff_s < 0:
+            raise ConfigurationError("retry policy needs attempts >= 1 and non-negative backoffs")
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A record's last error after every attempt it was allowed."""
+
+    error: BaseException
+    attempts: int
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[None]],
+    policy: RetryPolicy,
+    *,
+    on_retry: Callable[[BaseException, int], None],
+) -> Failed | None:
+    """Run `call` until it succeeds (None) or the policy gives up (Failed). Cancellation passes through."""
+    attempts = 0
+
+    def before_sleep(state: RetryCallState) -> None:
+        outcome = state.outcome
+        if outcome is not None and outcome.failed:
+            on_retry(outcome.exception(), state.attempt_number)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
+        + wait_random(0, policy.initial_backoff_s),
+        retry=retry_if_not_exception_type(PermanentError),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                await call()
+    except Exception as exc:  # noqa: BLE001 - every handler error becomes a verdict; CancelledError is not caught
+        return Failed(exc, attempts)
+    return None

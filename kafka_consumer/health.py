@@ -1,0 +1,89 @@
+"""A worker's health, as /healthz and /readyz report it.
+
+healthy   the poll loop is turning, no partition is stopped, no handler is stuck, no fatal client error
+ready     healthy, and the member has joined its group: it owns partitions ("owner") or none ("standby", ready
+          to take over when an owner dies)
+
+The poll thread writes this state and the ops server's thread reads it; each field is replaced whole, so a
+reader sees either the old or the new value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+State = Literal["starting", "owner", "standby", "stopping", "stopped"]
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    group: str
+    member_id: str | None
+    state: State
+    healthy: bool
+    ready: bool
+    partitions: list[str]
+    problems: list[str]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "memberId": self.member_id,
+            "state": self.state,
+            "healthy": self.healthy,
+            "ready": self.ready,
+            "partitions": self.partitions,
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class Health:
+    group: str
+    stall_after_s: float
+    clock: Callable[[], float] = time.monotonic
+    member_id: str | None = None
+    joined: bool = False
+    stopping: bool = False
+    stopped: bool = False
+    fatal: str | None = None
+    last_poll: float | None = None
+    assigned: frozenset[TP] = frozenset()
+    stopped_partitions: dict[TP, str] = field(default_factory=dict)
+    stuck_handlers: dict[tuple[TP, int], str] = field(default_factory=dict)
+
+    def polled(self) -> None:
+        self.last_poll = self.clock()
+
+    def status(self) -> WorkerStatus:
+        problems = [f"{topic}[{partition}] stopped: {reason}"
+                    for (topic, partition), reason in dict(self.stopped_partitions).items()]
+        problems += list(dict(self.stuck_handlers).values())
+        if self.fatal:
+            problems.append(self.fatal)
+        last = self.last_poll
+        if not self.stopped and last is not None and self.clock() - last > self.stall_after_s:
+            problems.append(f"the poll loop has not turned for {self.clock() - last:.0f} s")
+        state: State
+        if self.stopped:
+            state = "stopped"
+        elif self.stopping:
+            state = "stopping"
+        elif not self.joined:
+            state = "starting"
+        else:
+            state = "owner" if self.assigned else "standby"
+        healthy = not problems and not self.stopped
+        return WorkerStatus(
+            group=self.group,
+            member_id=self.member_id,
+            state=state,
+            healthy=healthy,
+            ready=healthy and state in ("owner", "standby"),
+            partitions=[f"{topic}[{partition}]" for topic, partition in sorted(self.assigned)],
+            problems=problems,
+        )

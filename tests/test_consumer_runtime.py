@@ -1,0 +1,228 @@
+"""The consumer runtime over the real broker: key-ordered concurrency, commit safety and rate, backpressure,
+revocation, and the ops endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+from hubstream.settings import Settings
+from kafka_consumer.events import ConsumedEvent
+from kafka_consumer.ops import OpsServer
+from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.services import CHAT, commit_spy, make_settings, produce_events, running_worker, write_catalog
+from tests.test_end_to_end import chat_event
+
+
+def committed_offsets(broker: LocalKafka, group: str, topic: str, partitions: int) -> dict[int, int]:
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
+    result = broker.admin.list_consumer_group_offsets([request])[group].result(15)
+    return {tp.partition: tp.offset for tp in result.topic_partitions}
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def topic_settings(broker: LocalKafka, emulator: Any, tmp_path: Path, partitions: int, **consumer: Any
+                   ) -> tuple[str, Settings]:
+    topic = broker.create_topic("run", partitions=partitions)
+    settings = make_settings(broker, emulator, write_catalog(tmp_path, {topic: CHAT}), consumer=consumer)
+    return topic, settings
+
+
+def test_key_ordered_concurrency_keeps_per_key_order_and_commits_never_pass_an_unfinished_record(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 3, key_concurrency=4,
+                                     commit_interval_ms=100, max_commits_per_second=10)
+    keys, per_key = 20, 15
+    produce_events(settings, topic, [chat_event(f"conv-{k}", seq) for seq in range(per_key) for k in range(keys)])
+
+    lock = threading.Lock()
+    running: set[bytes | None] = set()
+    finished: dict[int, set[int]] = defaultdict(set)
+    in_flight: dict[int, int] = defaultdict(int)
+    most_in_flight: dict[int, int] = defaultdict(int)
+    order: dict[str, list[int]] = defaultdict(list)
+    same_key_overlaps: list[str] = []
+    unsafe_commits: list[str] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        with lock:
+            if event.key in running:
+                same_key_overlaps.append(f"{event.key!r}@{event.offset}")
+            running.add(event.key)
+            in_flight[event.partition] += 1
+            most_in_flight[event.partition] = max(most_in_flight[event.partition], in_flight[event.partition])
+        await asyncio.sleep(random.uniform(0, 0.02))
+        with lock:
+            running.discard(event.key)
+            in_flight[event.partition] -= 1
+            order[event.value["conversationId"]].append(event.value["sequence"])
+            finished[event.partition].add(event.offset)
+
+    def check_commit(offsets: dict[tuple[str, int], int]) -> None:
+        with lock:
+            for (_, partition), point in offsets.items():
+                unfinished = set(range(point)) - finished[partition]
+                if unfinished:
+                    unsafe_commits.append(f"[{partition}] committed {point} before {sorted(unfinished)[:5]} finished")
+
+    factory, commits = commit_spy(check_commit)
+    group = unique("ordered")
+    with running_worker(settings, group, [topic], handler, consumer_factory=factory):
+        wait_until(lambda: sum(len(o) for o in order.values()) >= keys * per_key, 60, "every event")
+
+    assert not same_key_overlaps, "two records of one key ran at once"
+    assert not unsafe_commits
+    assert all(order[f"conv-{k}"] == list(range(per_key)) for k in range(keys)), dict(order)
+    assert max(most_in_flight.values()) > 1, "records never ran concurrently"
+    assert len(commits) >= 2
+    final = committed_offsets(kafka_broker, group, topic, 3)
+    assert final == {p: len(finished[p]) for p in range(3)}
+
+
+def test_commits_stay_under_the_rate_cap_during_a_burst(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 3, commit_interval_ms=1000,
+                                     commit_every_records=200, max_commits_per_second=2)
+    total = 20_000
+    produce_events(settings, topic, [chat_event(f"conv-{i % 50}", i) for i in range(total)])
+    handled = [0]
+    lock = threading.Lock()
+
+    def handler(event: ConsumedEvent) -> None:
+        with lock:
+            handled[0] += 1
+
+    factory, commits = commit_spy()
+    group = unique("burst")
+    with running_worker(settings, group, [topic], handler, consumer_factory=factory):
+        wait_until(lambda: handled[0] >= total, 120, "the burst to be handled")
+
+    times: dict[int, list[float]] = defaultdict(list)
+    for at, offsets in commits:
+        for (_, partition) in offsets:
+            times[partition].append(at)
+    gaps = [b - a for series in times.values() for a, b in zip(series, series[1:], strict=False)]
+    assert gaps, "no partition was committed twice"
+    assert min(gaps) >= 0.5 - 0.02, f"a partition was committed {min(gaps):.3f} s after its previous commit"
+    assert sum(committed_offsets(kafka_broker, group, topic, 3).values()) == total
+    print(f"\n{total} records, {len(commits)} commit requests, per partition "
+          f"{ {p: len(t) for p, t in sorted(times.items())} }, shortest gap {min(gaps):.3f} s")
+
+
+def test_a_slow_handler_pauses_its_partition_and_nothing_is_lost_on_resume(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1, max_pending_per_partition=20)
+    total = 300
+    produce_events(settings, topic, [chat_event("conv-1", i) for i in range(total)])
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def handler(event: ConsumedEvent) -> None:
+        gate.wait(30)
+        seen.append(event.value["sequence"])
+
+    with running_worker(settings, unique("slow"), [topic], handler) as worker:
+        pending = worker.metrics.pending.labels(worker.group, topic, "0")
+        paused = worker.metrics.paused.labels(worker.group)
+        wait_until(lambda: paused._value.get() == 1, 30, "the partition to be paused")
+        most = 0.0
+        for _ in range(20):  # held at the bound while the handler is blocked
+            most = max(most, pending._value.get())
+            time.sleep(0.05)
+        gate.set()
+        wait_until(lambda: len(seen) >= total, 60, "every record after resuming")
+    assert most <= 2 * 20, f"{most} records buffered for a bound of 20"
+    assert seen == list(range(total))
+
+
+def test_revocation_waits_for_records_in_flight_and_commits_before_letting_go(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1)
+    total = 40
+    produce_events(settings, topic, [chat_event("conv-1", i) for i in range(total)])
+    handled: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def handler_for(name: str) -> Any:
+        def handle(event: ConsumedEvent) -> None:
+            time.sleep(0.1)
+            with lock:
+                handled.append((name, event.offset))
+        return handle
+
+    group = unique("handover")
+    with running_worker(settings, group, [topic], handler_for("a")):
+        wait_until(lambda: len(handled) >= 5, 30, "the first member to start")
+        with running_worker(settings, group, [topic], handler_for("b")):
+            wait_until(lambda: len({o for _, o in handled}) >= total, 60, "every record")
+    offsets = [o for _, o in handled]
+    assert sorted(offsets) == list(range(total)), "a record was handled twice or never"
+    assert {name for name, _ in handled} <= {"a", "b"}
+
+
+def test_ops_endpoint_reports_owner_standby_and_metrics(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1)
+    produce_events(settings, topic, [chat_event("conv-1", i) for i in range(10)])
+    seen: list[int] = []
+    group = unique("ops")
+    with running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as owner, \
+            OpsServer(owner) as ops:
+        wait_until(lambda: len(seen) == 10, 30, "the records")
+        with running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as second, \
+                OpsServer(second) as second_ops:
+            def states() -> set[str]:
+                return {httpx.get(f"{url}/readyz", timeout=5).json()["state"] for url in (ops.url, second_ops.url)}
+            wait_until(lambda: states() == {"owner", "standby"}, 30, "one owner and one standby")
+            ready = [httpx.get(f"{url}/readyz", timeout=5) for url in (ops.url, second_ops.url)]
+            assert [r.status_code for r in ready] == [200, 200]
+            owner_status = next(r.json() for r in ready if r.json()["state"] == "owner")
+            assert owner_status["partitions"] == [f"{topic}[0]"] and owner_status["memberId"]
+            assert httpx.get(f"{ops.url}/healthz", timeout=5).status_code == 200
+            time.sleep(1.5)  # a commit and a lag observation
+            metrics = httpx.get(f"{ops.url}/metrics", timeout=5).text + httpx.get(f"{second_ops.url}/metrics").text
+    labels = f'group="{group}",topic="{topic}"'
+    assert f"hubstream_consumer_records_processed_total{{{labels}}} 10.0" in metrics
+    assert f'hubstream_consumer_rebalances_total{{group="{group}",kind="assign"}}' in metrics
+    assert "hubstream_consumer_commit_latency_seconds_count" in metrics
+    assert f'hubstream_consumer_lag{{group="{group}",partition="0",topic="{topic}"}} 0.0' in metrics
+    assert f'hubstream_consumer_assigned_partitions{{group="{group}"}} 1.0' in metrics
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_sync_and_async_handlers_get_events_with_their_metadata(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path, concurrency: int
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1, key_concurrency=concurrency)
+    produce_events(settings, topic, [chat_event("conv-9", 0)])
+    got: list[ConsumedEvent] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        got.append(event)
+
+    with running_worker(settings, unique("meta"), [topic], handler):
+        wait_until(lambda: got, 30, "the event")
+    [event] = got
+    assert (event.topic, event.partition, event.offset, event.key) == (topic, 0, 0, b"conv-9")
+    assert event.schema_name == CHAT and len(event.schema_id) == 32 and event.timestamp_ms
+    assert any(name == "content-type" for name, _ in event.headers)
