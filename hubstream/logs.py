@@ -38,3 +38,5 @@ def setup_logging(level: str, style: Literal["text", "json"] = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # the Azure SDK logs every HTTP request and response at INFO
+    logging.getLogger("azure").setLevel(max(root.level, logging.WARNING))
