@@ -96,6 +96,10 @@ class ConsumerSettings(_Group):
     dead_letter: bool = True  # False: a record that keeps failing stops its partition instead
     dead_letter_suffix: str = ".dlq"
 
+    # the archive sink (consume --sink archive:DIR) rolls a partition's file at this age or size
+    archive_roll_seconds: float = Field(default=60.0, gt=0)
+    archive_roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+
     # the worker's /metrics, /healthz and /readyz; port 0 picks a free one
     ops_host: str = "127.0.0.1"
     ops_port: int = Field(default=8081, ge=0, le=65535)

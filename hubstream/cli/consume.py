@@ -13,6 +13,7 @@ import typer
 from hubstream.cli.common import StateDirOption, fail, load_settings, setup_logging
 from hubstream.discovery import with_local_stack
 from hubstream.errors import ConfigurationError, HubstreamError
+from hubstream.settings import Settings
 from kafka_consumer.handlers import load_handler, log_event
 from kafka_consumer.ops import OpsServer
 from kafka_consumer.runtime import ConsumerWorker
@@ -64,7 +65,7 @@ def consume(
             group=group,
             topics=topic,
             handler=None if sink else (load_handler(handler) if handler else log_event),
-            sink=_sink(sink, handler) if sink else None,
+            sink=_sink(sink, handler, settings) if sink else None,
             serde=AvroSerde(registry),
             readers=_readers(reader or []),
         )
@@ -101,10 +102,11 @@ def _readers(specs: list[str]) -> dict[str, Contract]:
     return readers
 
 
-def _sink(spec: str, handler: str | None) -> ArchiveSink:
+def _sink(spec: str, handler: str | None, settings: Settings) -> ArchiveSink:
     if handler:
         raise ConfigurationError("choose either --handler or --sink, not both")
     kind, sep, target = spec.partition(":")
     if kind != "archive" or not sep or not target:
         raise ConfigurationError(f"--sink {spec!r}: the only sink is archive:DIR")
-    return ArchiveSink(Path(target))
+    return ArchiveSink(Path(target), max_bytes=settings.consumer.archive_roll_bytes,
+                       max_age_s=settings.consumer.archive_roll_seconds)

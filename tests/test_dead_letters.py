@@ -1,0 +1,175 @@
+"""Poison records over the real broker: each kind is dead-lettered with its story, and the group keeps moving.
+When the dead letter itself cannot be written, the partition stops there and the worker says so."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from hubstream.settings import Settings
+from hubstream.topics import ensure_topics
+from kafka_consumer import dead_letters as dlq
+from kafka_consumer.events import ConsumedEvent
+from kafka_consumer.failures import PermanentError
+from kafka_consumer.ops import OpsServer
+from schemas.contracts import Catalog
+from schemas.natural_json import NaturalJson
+from schemas.registry import SchemaRegistry
+from schemas.serde import AvroSerde
+from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.services import CHAT, make_settings, running_worker, write_catalog
+from tests.test_consumer_runtime import committed_offsets, wait_until
+from tests.test_end_to_end import chat_event
+
+FAST_RETRIES = {"retry_attempts": 3, "retry_initial_backoff_ms": 10, "retry_max_backoff_ms": 50}
+
+
+def read_all(broker: LocalKafka, topic: str, partitions: int = 1, timeout: float = 20) -> list[Message]:
+    """Every record of a topic, from the beginning to the end of each partition (EOF, not a watermark query)."""
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": unique("reader"),
+                         "enable.partition.eof": True, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    records: list[Message] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(at_end) < partitions and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                continue
+            at_end.discard(message.partition())
+            records.append(message)
+    finally:
+        consumer.close()
+    return records
+
+
+class PoisonTopic:
+    """A one-partition topic holding good events and records of every poisonous kind, in a known order."""
+
+    def __init__(self, broker: LocalKafka, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        catalog = Catalog.from_settings(settings)
+        contract = catalog.contract_for(topic)
+        with SchemaRegistry.from_settings(settings) as registry:
+            registry.register(contract)
+            serde = AvroSerde(registry)
+            natural = NaturalJson(contract.schema)
+            self._encode = lambda event: serde.encode(natural.from_json(event), contract)
+            self._producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 0})
+            self.sent: list[tuple[bytes | None, list[tuple[str, bytes]]]] = []
+
+    def event(self, content: str, sequence: int) -> None:
+        encoded = self._encode(chat_event("conv-1", sequence, content=content))
+        self.raw(encoded.value, encoded.headers)
+
+    def raw(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._producer.produce(self.topic, value, key=b"conv-1", headers=headers)
+        self.sent.append((value, headers))
+
+    def valid_body(self) -> bytes:
+        return self._encode(chat_event("conv-1", 99)).value
+
+    def flush(self) -> None:
+        assert self._producer.flush(15) == 0
+
+
+def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves_on(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("poison", partitions=1)
+    ensure_topics(kafka_broker.admin, {topic + ".dlq": 1})  # as provisioning makes it
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}),
+                             consumer=FAST_RETRIES)
+    poison = PoisonTopic(kafka_broker, settings, topic)
+    poison.event("ok", 0)                                                              # 0
+    poison.raw(b"\x07garbage that is not avro", [])                                    # 1 no header, not legacy
+    poison.raw(poison.valid_body(), [("content-type", b"avro/binary+" + b"0" * 32)])   # 2 unknown schema id
+    poison.raw(poison.valid_body(), [("content-type", b"application/json+abc")])       # 3 wrong content type
+    poison.event("fail-always", 4)                                                     # 4 transient, never recovers
+    poison.event("permanent", 5)                                                       # 5 PermanentError
+    poison.event("flaky", 6)                                                           # 6 fails twice, then works
+    poison.event("ok", 7)                                                              # 7
+    poison.flush()
+
+    calls: dict[int, int] = {}
+    handled: list[int] = []
+    lock = threading.Lock()
+
+    def handler(event: ConsumedEvent) -> None:
+        with lock:
+            calls[event.offset] = calls.get(event.offset, 0) + 1
+            attempt = calls[event.offset]
+        content = event.value["content"]
+        if content == "fail-always":
+            raise ConnectionError("downstream service unavailable")
+        if content == "permanent":
+            raise PermanentError("order id refers to a deleted account")
+        if content == "flaky" and attempt < 3:
+            raise TimeoutError(f"attempt {attempt} timed out")
+        handled.append(event.offset)
+
+    group = unique("poison")
+    with running_worker(settings, group, [topic], handler) as worker:
+        wait_until(lambda: 7 in handled, 30, "the record after the poison")
+        time.sleep(1.2)  # the next commit
+        metrics = worker.metrics
+
+    assert handled == [0, 6, 7]
+    assert calls == {0: 1, 4: 3, 5: 1, 6: 3, 7: 1}  # 3 attempts for the transient ones, 1 for the permanent one
+    assert committed_offsets(kafka_broker, group, topic, 1) == {0: 8}
+
+    letters = read_all(kafka_broker, topic + ".dlq")
+    stories = [dlq.read_dead_letter(m) for m in letters]
+    assert [(s.original_offset, s.error_class, s.attempts) for s in stories] == [
+        (1, "RecordDecodeError", 0),
+        (2, "UnknownWriterSchemaError", 0),
+        (3, "RecordDecodeError", 0),
+        (4, "ConnectionError", 3),
+        (5, "PermanentError", 1),
+    ]
+    for story, letter in zip(stories, letters, strict=True):
+        value, headers = poison.sent[story.original_offset]
+        assert letter.value() == value and letter.key() == b"conv-1"  # byte for byte
+        assert story.headers == headers  # the original headers, e.g. the content-type naming the schema
+        assert story.original_topic == topic and story.original_partition == 0 and story.consumer_group == group
+        assert story.failed_at.endswith("+00:00") and story.error_message
+    assert "downstream service unavailable" in stories[3].error_message
+    assert metrics.dead_lettered.labels(group, topic)._value.get() == 5
+    assert metrics.retried.labels(group, topic)._value.get() == 4  # 2 for offset 4, 2 for offset 6
+
+
+def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker_reports_unhealthy(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("dlqfail", partitions=1)
+    # the dead-letter producer refuses records over 1000 bytes, so the 2000-byte poison cannot be dead-lettered
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}),
+                             consumer=FAST_RETRIES, producer={"max_message_bytes": 1000})
+    poison = PoisonTopic(kafka_broker, settings, topic)
+    poison.event("ok", 0)
+    poison.raw(b"\x07" * 2000, [])  # undecodable
+    poison.event("ok", 2)
+    poison.flush()
+    handled: list[int] = []
+
+    group = unique("dlqfail")
+    with running_worker(settings, group, [topic], lambda e: handled.append(e.offset)) as worker, \
+            OpsServer(worker) as ops:
+        wait_until(lambda: not worker.status().healthy, 30, "the worker to report the stop")
+        health = httpx.get(f"{ops.url}/healthz", timeout=5)
+        time.sleep(1.5)  # commits keep running for the partition's finished prefix
+        assert handled == [0], "a record after the stuck one was handled"
+    assert health.status_code == 503
+    [problem] = health.json()["problems"]
+    assert f"{topic}[0] stopped: at offset 1" in problem and f"{topic}.dlq" in problem
+    assert committed_offsets(kafka_broker, group, topic, 1) == {0: 1}  # never past the record it could not keep
