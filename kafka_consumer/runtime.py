@@ -209,7 +209,10 @@ class ConsumerWorker:
             log.info("group %s: subscribed to %s", self.group, ", ".join(self.topics),
                      extra={"event": "subscribed", "group": self.group, "topics": self.topics})
             while not self._stop.is_set():
-                messages = consumer.consume(self._batch_size(), timeout=_POLL_TIMEOUT_S)
+                try:
+                    messages = consumer.consume(self._batch_size(), timeout=_POLL_TIMEOUT_S)
+                except KafkaException as exc:  # fatal: e.g. fenced, or authentication that can never succeed
+                    raise BrokerError(f"group {self.group}: the consumer failed: {exc.args[0].str()}") from exc
                 self.health.polled()
                 for message in messages:
                     self._accept(message)
@@ -528,6 +531,8 @@ class ConsumerWorker:
         self.metrics.rebalances.labels(self.group, "assign").inc()
         for tp in partitions:
             key = (tp.topic, tp.partition)
+            if key in self._owned:
+                continue  # already ours (an incremental assignment repeating a partition)
             self._next_lane += 1
             self._owned[key] = _Owned(self._next_lane)
             self._dispatcher.open_lane(self._next_lane, key)
