@@ -504,8 +504,8 @@ class ConsumerWorker:
             if elapsed > self.options.handler_budget_s and (tp, offset) not in self._warned_slow:
                 self._warned_slow.add((tp, offset))
                 log.warning(
-                    "group %s: the handler for %s[%d]@%d has run %.0f s, over its %.0f s budget; a rebalance waits "
-                    "only %.0f s for it, then its record goes to the next owner", self.group, *tp, offset, elapsed,
+                    "group %s: the handler for %s[%d]@%d has run %.3g s, over its %.3g s budget; a rebalance waits "
+                    "only %.3g s for it, then its record goes to the next owner", self.group, *tp, offset, elapsed,
                     self.options.handler_budget_s, self.options.drain_timeout_s,
                     extra={"event": "slow_handler", "group": self.group, "topic": tp[0], "partition": tp[1],
                            "offset": offset, "seconds": round(elapsed, 1)},

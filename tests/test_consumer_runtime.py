@@ -18,6 +18,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from hubstream.settings import Settings
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.ops import OpsServer
+from kafka_consumer.runtime import WorkerOptions
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.services import CHAT, commit_spy, make_settings, produce_events, running_worker, write_catalog
 from tests.test_end_to_end import chat_event
@@ -226,3 +227,20 @@ def test_sync_and_async_handlers_get_events_with_their_metadata(
     assert (event.topic, event.partition, event.offset, event.key) == (topic, 0, 0, b"conv-9")
     assert event.schema_name == CHAT and len(event.schema_id) == 32 and event.timestamp_ms
     assert any(name == "content-type" for name, _ in event.headers)
+
+
+def test_a_handler_over_its_budget_is_logged_and_one_stuck_past_the_limit_makes_the_worker_unhealthy(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1)
+    produce_events(settings, topic, [chat_event("conv-1", 0)])
+    release = threading.Event()
+    options = WorkerOptions(handler_budget_s=0.5, stuck_after_s=2.0)
+    with caplog.at_level("WARNING", logger="kafka_consumer.runtime"), \
+            running_worker(settings, unique("stuck"), [topic], lambda e: release.wait(30), options=options) as worker:
+        wait_until(lambda: not worker.status().healthy, 30, "the stuck handler to be reported")
+        [problem] = worker.status().problems
+        assert f"handler for {topic}[0]@0 stuck" in problem
+        release.set()
+        wait_until(lambda: worker.status().healthy, 10, "the worker to recover")
+    assert any("over its 0.5 s budget" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
