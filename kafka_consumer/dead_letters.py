@@ -173,14 +173,20 @@ def read_dead_letter(message: Message) -> DeadLetter:
     missing = [name for name in (ORIGINAL_TOPIC, ORIGINAL_PARTITION, ORIGINAL_OFFSET) if name not in found]
     if missing:
         raise NotADeadLetterError(f"{where(message)} is not a hubstream dead letter: no {', '.join(missing)} header")
+    try:
+        partition, offset = int(found[ORIGINAL_PARTITION]), int(found[ORIGINAL_OFFSET])
+        attempts = int(found.get(ATTEMPTS) or 0)
+    except ValueError:
+        raise NotADeadLetterError(f"{where(message)} has dead-letter headers that are not numbers where they must "
+                                  "be (original-partition, original-offset, attempts)") from None
     return DeadLetter(
         original_topic=found[ORIGINAL_TOPIC],
-        original_partition=int(found[ORIGINAL_PARTITION]),
-        original_offset=int(found[ORIGINAL_OFFSET]),
+        original_partition=partition,
+        original_offset=offset,
         consumer_group=found.get(CONSUMER_GROUP, ""),
         error_class=found.get(ERROR_CLASS, ""),
         error_message=found.get(ERROR_MESSAGE, ""),
-        attempts=int(found.get(ATTEMPTS) or 0),
+        attempts=attempts,
         failed_at=found.get(FAILED_AT, ""),
         key=message.key(),
         value=message.value(),

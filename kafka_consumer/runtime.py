@@ -188,11 +188,7 @@ class ConsumerWorker:
         return self.health.status()
 
     def _dead_letter_writer(self) -> DeadLetterWriter:
-        try:
-            producer = AsyncProducer(kafka_config.producer_config(self._settings))
-        except KafkaException as exc:
-            raise ConfigurationError(f"the dead-letter producer cannot start: {exc.args[0].str()}; check the "
-                                     "HUBSTREAM_PRODUCER__* and HUBSTREAM_KAFKA__EXTRA settings") from exc
+        producer = AsyncProducer(kafka_config.producer_config(self._settings))
         return DeadLetterWriter(producer, group=self.group, suffix=self.options.dead_letter_suffix)
 
     # --- the poll loop ----------------------------------------------------------------------------------

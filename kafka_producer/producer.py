@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from hubstream.errors import BrokerError, BrokerUnavailableError
+from hubstream.errors import BrokerError, BrokerUnavailableError, ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,11 @@ class AsyncProducer:
         self._message_timeout_s = float(config.get("message.timeout.ms", 300_000)) / 1000
         self._poll_timeout_s = poll_timeout_s
         self._stopping = threading.Event()
-        self._producer = Producer({**config, "error_cb": self._on_client_error})
+        try:
+            self._producer = Producer({**config, "error_cb": self._on_client_error})
+        except KafkaException as exc:
+            raise ConfigurationError(f"the Kafka producer cannot start: {exc.args[0].str()}; check the "
+                                     "HUBSTREAM_PRODUCER__* and HUBSTREAM_KAFKA__* settings") from exc
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
         self._poller.start()
 

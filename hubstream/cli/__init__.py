@@ -14,7 +14,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # imported here so `hubstream --help` stays fast and modules do not import each other through the app
-    from hubstream.cli import consume, dev, groups, produce_api, provision, registry, schemas
+    from hubstream.cli import consume, dev, dlq, groups, produce_api, provision, registry, schemas
 
     app.command("dev")(dev.dev)
     app.command("produce-api")(produce_api.produce_api)
@@ -23,6 +23,7 @@ def _register() -> None:
     app.add_typer(registry.app, name="registry")
     app.add_typer(groups.app, name="groups")
     app.add_typer(schemas.app, name="schemas")
+    app.add_typer(dlq.app, name="dlq")
 
 
 def main() -> None:

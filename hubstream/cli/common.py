@@ -16,7 +16,7 @@ console = Console(stderr=True)
 
 StateDirOption = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Where the local stack keeps its state and stack.json [default: .hubstream/]"),
+    typer.Option("--state-dir", help="Where the local stack keeps its state and stack.json (default: .hubstream/)"),
 ]
 
 
