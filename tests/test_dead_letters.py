@@ -3,6 +3,7 @@ When the dead letter itself cannot be written, the partition stops there and the
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from hubstream.settings import Settings
 from hubstream.topics import ensure_topics
 from kafka_consumer import dead_letters as dlq
 from kafka_consumer.events import ConsumedEvent
+from kafka_consumer.dlq_replay import replay
 from kafka_consumer.failures import PermanentError
 from kafka_consumer.ops import OpsServer
 from schemas.contracts import Catalog
@@ -146,6 +148,16 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
     assert "downstream service unavailable" in stories[3].error_message
     assert metrics.dead_lettered.labels(group, topic)._value.get() == 5
     assert metrics.retried.labels(group, topic)._value.get() == 4  # 2 for offset 4, 2 for offset 6
+
+    # the downstream service is back: replay its dead letters into the topic, and the group handles them
+    summary = asyncio.run(replay(settings, topic + ".dlq", filters={"error-class": "ConnectionError"}))
+    assert (summary.read, summary.replayed) == (5, 1)
+    again: list[ConsumedEvent] = []
+    with running_worker(settings, group, [topic], again.append):
+        wait_until(lambda: again, 30, "the replayed record")
+    [event] = again
+    assert event.offset == 8 and event.value["sequence"] == 4 and event.value["content"] == "fail-always"
+    assert dict(event.headers)[dlq.REPLAYED_FROM] == f"{topic}.dlq/0/3".encode()
 
 
 def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker_reports_unhealthy(
