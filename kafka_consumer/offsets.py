@@ -17,6 +17,12 @@ class PartitionOffsets:
         self._last_dispatched: int | None = None
         self._committed: int | None = None
 
+    def start_at(self, offset: int) -> None:
+        """Consumption resumes at `offset` without reading what comes before it (e.g. a sink already holds it):
+        with nothing dispatched yet, `offset` becomes the commit point."""
+        if self._last_dispatched is None and not self._in_flight:
+            self._last_dispatched = offset - 1
+
     def started(self, offset: int) -> None:
         self._in_flight.add(offset)
         self._last_dispatched = offset

@@ -549,6 +549,8 @@ class ConsumerWorker:
             start = starts.get((tp.topic, tp.partition))
             if start is not None:
                 tp.offset = start
+                # the skipped records are durable in the sink: commit up to the start even if nothing follows
+                self._owned[(tp.topic, tp.partition)].offsets.start_at(start)
         log.info("group %s: resuming from the sink's durable output: %s", self.group, starts)
         if self._config.get("partition.assignment.strategy") == "cooperative-sticky":
             consumer.incremental_assign(partitions)

@@ -35,7 +35,8 @@ def produce_chat(settings: Settings, topic: str, count: int) -> None:
 
 
 def archive_until(settings: Settings, group: str, topic: str, root: Path, expected: int) -> None:
-    """Run a worker with the archive sink until `expected` records are durable, then stop it (flush + commit)."""
+    """Run a worker with the archive sink until it owns both partitions and `expected` records are durable, then
+    stop it (flush + commit)."""
     import threading
     import time
 
@@ -45,9 +46,10 @@ def archive_until(settings: Settings, group: str, topic: str, root: Path, expect
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 40
-    while sum(len(archive_offsets(root, topic, p)) for p in range(2)) < expected:
+    while len(worker.assigned) < 2 or sum(len(archive_offsets(root, topic, p)) for p in range(2)) < expected:
         assert time.monotonic() < deadline, "archive did not fill up"
         time.sleep(0.2)
+    time.sleep(1.2)  # a commit interval
     worker.stop()
     thread.join(30)
     registry.close()
@@ -78,3 +80,18 @@ def test_every_offset_is_archived_once_even_when_commits_were_lost(
     records = list(read_archive(root, topic))
     assert len(records) == 50
     assert {r.decode()["sequence"] for r in records} == set(range(40)) | set(range(10))
+
+
+def test_a_member_resuming_past_the_commit_commits_its_start_even_when_nothing_follows(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("archive", partitions=2)
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
+    produce_chat(settings, topic, 40)
+    group, root = unique("archive"), tmp_path / "archive"
+    archive_until(settings, group, topic, root, 40)
+    archived = committed(kafka_broker, group, topic)
+    # "died after the rename, before the commit", and no record arrives afterwards
+    apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
+    archive_until(settings, group, topic, root, 40)
+    assert committed(kafka_broker, group, topic) == archived

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from hubstream.settings import Settings
 from kafka_consumer.events import ConsumedEvent
@@ -22,12 +21,6 @@ from kafka_consumer.runtime import WorkerOptions
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.services import CHAT, commit_spy, make_settings, produce_events, running_worker, write_catalog
 from tests.test_end_to_end import chat_event
-
-
-def committed_offsets(broker: LocalKafka, group: str, topic: str, partitions: int) -> dict[int, int]:
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
-    result = broker.admin.list_consumer_group_offsets([request])[group].result(15)
-    return {tp.partition: tp.offset for tp in result.topic_partitions}
 
 
 def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -92,7 +85,7 @@ def test_key_ordered_concurrency_keeps_per_key_order_and_commits_never_pass_an_u
     assert all(order[f"conv-{k}"] == list(range(per_key)) for k in range(keys)), dict(order)
     assert max(most_in_flight.values()) > 1, "records never ran concurrently"
     assert len(commits) >= 2
-    final = committed_offsets(kafka_broker, group, topic, 3)
+    final = kafka_broker.committed(group, topic, 3)
     assert final == {p: len(finished[p]) for p in range(3)}
 
 
@@ -122,7 +115,7 @@ def test_commits_stay_under_the_rate_cap_during_a_burst(
     gaps = [b - a for series in times.values() for a, b in zip(series, series[1:], strict=False)]
     assert gaps, "no partition was committed twice"
     assert min(gaps) >= 0.5 - 0.02, f"a partition was committed {min(gaps):.3f} s after its previous commit"
-    assert sum(committed_offsets(kafka_broker, group, topic, 3).values()) == total
+    assert sum(kafka_broker.committed(group, topic, 3).values()) == total
     print(f"\n{total} records, {len(commits)} commit requests, per partition "
           f"{ {p: len(t) for p, t in sorted(times.items())} }, shortest gap {min(gaps):.3f} s")
 

@@ -25,7 +25,7 @@ from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.services import CHAT, make_settings, running_worker, write_catalog
-from tests.test_consumer_runtime import committed_offsets, wait_until
+from tests.test_consumer_runtime import wait_until
 from tests.test_end_to_end import chat_event
 
 FAST_RETRIES = {"retry_attempts": 3, "retry_initial_backoff_ms": 10, "retry_max_backoff_ms": 50}
@@ -128,7 +128,7 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
 
     assert handled == [0, 6, 7]
     assert calls == {0: 1, 4: 3, 5: 1, 6: 3, 7: 1}  # 3 attempts for the transient ones, 1 for the permanent one
-    assert committed_offsets(kafka_broker, group, topic, 1) == {0: 8}
+    assert kafka_broker.committed(group, topic, 1) == {0: 8}
 
     letters = read_all(kafka_broker, topic + ".dlq")
     stories = [dlq.read_dead_letter(m) for m in letters]
@@ -184,4 +184,4 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     assert health.status_code == 503
     [problem] = health.json()["problems"]
     assert f"{topic}[0] stopped: at offset 1" in problem and f"{topic}.dlq" in problem
-    assert committed_offsets(kafka_broker, group, topic, 1) == {0: 1}  # never past the record it could not keep
+    assert kafka_broker.committed(group, topic, 1) == {0: 1}  # never past the record it could not keep

@@ -30,3 +30,14 @@ def test_nothing_to_commit_twice() -> None:
     assert offsets.committable == 1
     offsets.mark_committed(1)
     assert offsets.committable is None
+
+
+def test_a_start_past_unread_records_is_the_commit_point_until_something_is_read() -> None:
+    offsets = PartitionOffsets()
+    offsets.start_at(40)
+    assert offsets.committable == 40
+    offsets.started(40)
+    assert offsets.committable == 40
+    offsets.finished(40)
+    offsets.start_at(10)  # ignored once records were read
+    assert offsets.committable == 41

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -53,6 +54,17 @@ def consume(
     A handler error is retried with backoff; a record that keeps failing, or cannot be decoded, goes to
     TOPIC.dlq. SIGTERM or Ctrl-C finishes the records in flight, commits and leaves the group.
     """
+    # installed first, so a signal that arrives while the worker is being set up still stops it cleanly
+    stopping = threading.Event()
+    worker: ConsumerWorker | None = None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+        if worker is not None:
+            worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         settings = with_local_stack(load_settings(state_dir))
         overrides = {k: v for k, v in (("key_concurrency", key_concurrency), ("ops_port", ops_port)) if v is not None}
@@ -71,12 +83,8 @@ def consume(
         )
     except HubstreamError as exc:
         raise fail(exc) from None
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    if stopping.is_set():
         worker.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     try:
         with OpsServer(worker, settings.consumer.ops_host, settings.consumer.ops_port) as ops:
             log.info("group %s: ops endpoint on %s (/metrics, /healthz, /readyz)", group, ops.url,
