@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test test-chaos bench install clean
+.PHONY: dev test test-chaos bench bench-serde bench-failover install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubstream needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -26,8 +26,13 @@ test: $(STAMP)
 test-chaos: $(STAMP)
 	$(BIN)/python -m pytest -m chaos
 
-bench: $(STAMP)
+bench: bench-serde bench-failover
+
+bench-serde: $(STAMP)
 	$(BIN)/python bench/serde.py
+
+bench-failover: $(STAMP)
+	$(BIN)/python bench/failover.py
 
 clean:
 	rm -rf $(VENV) .hubstream .pytest_cache
