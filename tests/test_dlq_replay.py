@@ -31,7 +31,6 @@ from kafka_consumer.dlq_replay import (
     replay,
 )
 from tests.fixtures.broker import LocalKafka, unique
-from tests.test_consumer_runtime import committed_offsets
 from tests.test_dead_letters import read_all
 
 PARTITIONS = 2
@@ -122,7 +121,7 @@ def test_replay_republishes_every_dead_letter_byte_for_byte_and_commits(dead: Dl
         assert record.partition() == original.partition()  # same key, same partition
     assert summary.committed == {0: _count(letters, 0), 1: _count(letters, 1)}
     group = default_group(dead.topic)
-    assert committed_offsets(dead.broker, group, dead.topic, PARTITIONS) == summary.committed
+    assert dead.broker.committed(group, dead.topic, PARTITIONS) == summary.committed
 
 
 def _count(letters: dict[tuple[int, int], Message], partition: int) -> int:
@@ -159,7 +158,7 @@ def test_dry_run_publishes_and_commits_nothing(dead: Dlq) -> None:
     [listed] = summary.listed
     assert listed.target == dead.source and listed.error_class == "ConnectionError"
     assert dead.replayed() == []
-    assert committed_offsets(dead.broker, default_group(dead.topic), dead.topic, PARTITIONS) == {0: -1001, 1: -1001}
+    assert dead.broker.committed(default_group(dead.topic), dead.topic, PARTITIONS) == {0: -1001, 1: -1001}
     assert dead.replay().replayed == 6  # the dry run left the group where it was
 
 
@@ -199,7 +198,7 @@ def test_a_missing_target_topic_fails_before_anything_is_committed(dead: Dlq) ->
     with pytest.raises(TopicNotFoundError, match=f"'{missing}' does not exist; it is the original topic of"):
         dead.replay()
     assert missing not in dead.broker.admin.list_topics(timeout=10).topics
-    assert committed_offsets(dead.broker, default_group(dead.topic), dead.topic, PARTITIONS) == {0: -1001, 1: -1001}
+    assert dead.broker.committed(default_group(dead.topic), dead.topic, PARTITIONS) == {0: -1001, 1: -1001}
 
 
 def test_a_failed_delivery_commits_nothing_and_says_a_rerun_is_safe(dead: Dlq) -> None:
@@ -208,7 +207,7 @@ def test_a_failed_delivery_commits_nothing_and_says_a_rerun_is_safe(dead: Dlq) -
     produce(dead.broker, dead.topic, [(b"big", b"x" * 2000, dlq.dead_letter_headers(original, ValueError(), 1, "g"))])
     with pytest.raises(ReplayIncompleteError, match="Nothing was committed.*re-running is safe"):
         dead.replay(settings=dead.settings(max_message_bytes=1000))
-    assert committed_offsets(dead.broker, default_group(dead.topic), dead.topic, PARTITIONS) == {0: -1001, 1: -1001}
+    assert dead.broker.committed(default_group(dead.topic), dead.topic, PARTITIONS) == {0: -1001, 1: -1001}
 
 
 def test_filters_are_checked_and_name_the_valid_names() -> None:
