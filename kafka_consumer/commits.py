@@ -10,10 +10,17 @@ partition's completed offsets are committed together:
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
 from hubstream.errors import ConfigurationError
+from kafka_consumer.metrics import WorkerMetrics
+
+log = logging.getLogger("kafka_consumer.runtime")
 
 TP = tuple[str, int]
 
@@ -66,3 +73,48 @@ class CommitSchedule:
     def forget(self, tp: TP) -> None:
         # the rate history stays: a partition revoked and assigned back must still respect the cap
         self._completed.pop(tp, None)
+
+
+class Committer:
+    """Sends a consumer's commits under a CommitSchedule, counting and timing them."""
+
+    def __init__(self, group: str, policy: CommitPolicy, metrics: WorkerMetrics,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.group = group
+        self.schedule = CommitSchedule(policy, clock)
+        self._metrics = metrics
+
+    def commit(self, consumer: Consumer, points: dict[TP, int], *, force: bool) -> dict[TP, int]:
+        """Commit the partitions that are due (all of `points` when forced, once the cap allows); returns the
+        offsets the broker took. A failed commit is logged and counted; its offsets are tried again later."""
+        if not force:
+            points = {tp: point for tp, point in points.items() if self.schedule.due(tp)}
+        if not points:
+            return {}
+        if force:
+            time.sleep(self.schedule.wait_before_forced(list(points)))  # at most one gap of the rate cap
+        for tp in points:
+            self.schedule.sent(tp)
+        started = time.monotonic()
+        try:
+            results = consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in points.items()], asynchronous=False
+            ) or []
+        except KafkaException as exc:
+            # e.g. a rebalance in progress: the offsets stay pending and a later commit retries them
+            self._metrics.commit_failures.labels(self.group).inc()
+            log.log(logging.ERROR if force else logging.WARNING, "group %s: commit failed: %s", self.group,
+                    exc.args[0].str(), extra={"event": "commit_failed", "group": self.group})
+            return {}
+        self._metrics.commit_latency.labels(self.group).observe(time.monotonic() - started)
+        committed: dict[TP, int] = {}
+        for tp in results:
+            if tp.error is None:
+                committed[(tp.topic, tp.partition)] = tp.offset
+                self._metrics.commits.labels(self.group, tp.topic, str(tp.partition)).inc()
+                continue
+            self._metrics.commit_failures.labels(self.group).inc()
+            log.warning("group %s: commit of %s[%d] failed: %s", self.group, tp.topic, tp.partition, tp.error,
+                        extra={"event": "commit_failed", "group": self.group, "topic": tp.topic,
+                               "partition": tp.partition})
+        return committed

@@ -10,10 +10,13 @@ reader sees either the old or the new value.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+
+log = logging.getLogger("kafka_consumer.runtime")
 
 State = Literal["starting", "owner", "standby", "stopping", "stopped"]
 TP = tuple[str, int]
@@ -87,3 +90,36 @@ class Health:
             partitions=[f"{topic}[{partition}]" for topic, partition in sorted(self.assigned)],
             problems=problems,
         )
+
+
+class HandlerWatch:
+    """Logs a handler once when it runs past its budget, and reports it to Health while it runs past the
+    stuck limit (``max.poll.interval.ms``: the point where a poll-blocking client would have left the group)."""
+
+    def __init__(self, health: Health, budget_s: float, stuck_after_s: float, drain_timeout_s: float) -> None:
+        self._health = health
+        self._budget_s = budget_s
+        self._stuck_after_s = stuck_after_s
+        self._drain_timeout_s = drain_timeout_s
+        self._warned: set[tuple[TP, int]] = set()
+
+    def check(self, running: list[tuple[TP, int, float]]) -> None:
+        """`running`: (partition, offset, monotonic start) of every record being handled."""
+        now = self._health.clock()
+        group = self._health.group
+        stuck: dict[tuple[TP, int], str] = {}
+        for tp, offset, started in running:
+            elapsed = now - started
+            if elapsed > self._budget_s and (tp, offset) not in self._warned:
+                self._warned.add((tp, offset))
+                log.warning(
+                    "group %s: the handler for %s[%d]@%d has run %.3g s, over its %.3g s budget; a rebalance waits "
+                    "only %.3g s for it, then its record goes to the next owner", group, *tp, offset, elapsed,
+                    self._budget_s, self._drain_timeout_s,
+                    extra={"event": "slow_handler", "group": group, "topic": tp[0], "partition": tp[1],
+                           "offset": offset, "seconds": round(elapsed, 1)},
+                )
+            if elapsed > self._stuck_after_s:
+                stuck[(tp, offset)] = f"handler for {tp[0]}[{tp[1]}]@{offset} stuck for {elapsed:.0f} s"
+        self._warned &= {(tp, offset) for tp, offset, _ in running}
+        self._health.stuck_handlers = stuck

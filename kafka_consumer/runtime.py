@@ -44,15 +44,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from hubstream import kafka_config
 from hubstream.errors import BrokerError, ConfigurationError, HubstreamError, RegistryError, SerdeError
 from hubstream.settings import Settings
-from kafka_consumer.commits import CommitPolicy, CommitSchedule
+from kafka_consumer.commits import Committer
 from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
 from kafka_consumer.dispatch import Completed, Dispatcher, Halted, Work
 from kafka_consumer.events import ConsumedEvent
-from kafka_consumer.failures import RetryPolicy
 from kafka_consumer.handlers import Handler
-from kafka_consumer.health import Health, WorkerStatus
+from kafka_consumer.health import HandlerWatch, Health, WorkerStatus
 from kafka_consumer.metrics import WorkerMetrics
 from kafka_consumer.offsets import PartitionOffsets
+from kafka_consumer.options import WorkerOptions
 from kafka_consumer.sinks import Sink
 from kafka_producer.producer import AsyncProducer
 from schemas.contracts import Contract
@@ -77,38 +77,6 @@ class ProcessingStopped(HubstreamError):
         super().__init__(
             f"stopped at {self.topic}[{self.partition}]@{self.offset} without committing it: {reason}. "
             "Fix the cause and restart; the record will be delivered again."
-        )
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """The processing knobs of ConsumerSettings, in the units the runtime uses."""
-
-    key_concurrency: int = 1
-    handler_threads: int = 8
-    max_pending_per_partition: int = 500
-    handler_budget_s: float = 150.0
-    stuck_after_s: float = 300.0
-    drain_timeout_s: float = 15.0
-    commit: CommitPolicy = field(default_factory=CommitPolicy)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    dead_letter: bool = True
-    dead_letter_suffix: str = ".dlq"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerOptions:
-        c = settings.consumer
-        return cls(
-            key_concurrency=c.key_concurrency,
-            handler_threads=c.handler_threads,
-            max_pending_per_partition=c.max_pending_per_partition,
-            handler_budget_s=(c.handler_budget_ms or c.max_poll_interval_ms // 2) / 1000,
-            stuck_after_s=c.max_poll_interval_ms / 1000,
-            drain_timeout_s=c.drain_timeout_ms / 1000,
-            commit=CommitPolicy(c.commit_interval_ms / 1000, c.commit_every_records, c.max_commits_per_second),
-            retry=RetryPolicy(c.retry_attempts, c.retry_initial_backoff_ms / 1000, c.retry_max_backoff_ms / 1000),
-            dead_letter=c.dead_letter,
-            dead_letter_suffix=c.dead_letter_suffix,
         )
 
 
@@ -157,10 +125,11 @@ class ConsumerWorker:
         self._stop = threading.Event()
         self._owned: dict[TP, _Owned] = {}
         self._next_lane = 0
-        self._schedule = CommitSchedule(self.options.commit, time.monotonic)
-        self._warned_slow: set[tuple[TP, int]] = set()
+        self._committer = Committer(group, self.options.commit, self.metrics)
         self._last_observe = 0.0
         self.health = Health(group, stall_after_s=max(30.0, 2 * self.options.drain_timeout_s + 10))
+        self._handler_watch = HandlerWatch(self.health, self.options.handler_budget_s, self.options.stuck_after_s,
+                                           self.options.drain_timeout_s)
         self._dispatcher = Dispatcher(
             group=group,
             handler=handler,
@@ -322,7 +291,7 @@ class ConsumerWorker:
             log.error("group %s: %s[%d]@%d failed: %s", self.group, message.topic(), message.partition(), offset, exc)
             raise ProcessingStopped(message, exc) from exc
         owned.offsets.finished(offset)
-        self._schedule.completed((message.topic(), message.partition()))
+        self._committer.schedule.completed((message.topic(), message.partition()))
 
     def _writer_schema(self, schema_id: str) -> dict[str, Any]:
         schema = self._writer_schemas.get(schema_id)
@@ -340,7 +309,7 @@ class ConsumerWorker:
                 continue  # from a lane of an earlier assignment
             if isinstance(report, Completed):
                 owned.offsets.finished(report.offset)
-                self._schedule.completed(report.tp)
+                self._committer.schedule.completed(report.tp)
             elif isinstance(report, Halted):
                 self._stop_partition(report.tp, report.offset, report.reason)
 
@@ -413,37 +382,11 @@ class ConsumerWorker:
         return points
 
     def _commit(self, *, force: bool = False, only: set[TP] | None = None) -> None:
-        points = self._commit_points(only)
-        if not force:
-            points = {tp: point for tp, point in points.items() if self._schedule.due(tp)}
-        if not points or self._consumer is None:
+        if self._consumer is None:
             return
-        if force:
-            time.sleep(self._schedule.wait_before_forced(list(points)))  # at most one gap of the rate cap
-        for tp in points:
-            self._schedule.sent(tp)
-        started = time.monotonic()
-        try:
-            results = self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in points.items()], asynchronous=False
-            ) or []
-        except KafkaException as exc:
-            # e.g. a rebalance in progress: the offsets stay pending and a later commit retries them
-            self.metrics.commit_failures.labels(self.group).inc()
-            log.log(logging.ERROR if force else logging.WARNING, "group %s: commit failed: %s", self.group,
-                    exc.args[0].str(), extra={"event": "commit_failed", "group": self.group})
-            return
-        self.metrics.commit_latency.labels(self.group).observe(time.monotonic() - started)
-        for tp in results:
-            key = (tp.topic, tp.partition)
-            if tp.error is None and key in self._owned:
-                self._owned[key].offsets.mark_committed(tp.offset)
-                self.metrics.commits.labels(self.group, tp.topic, str(tp.partition)).inc()
-            elif tp.error is not None:
-                self.metrics.commit_failures.labels(self.group).inc()
-                log.warning("group %s: commit of %s[%d] failed: %s", self.group, tp.topic, tp.partition, tp.error,
-                            extra={"event": "commit_failed", "group": self.group, "topic": tp.topic,
-                                   "partition": tp.partition})
+        for tp, offset in self._committer.commit(self._consumer, self._commit_points(only), force=force).items():
+            if tp in self._owned:
+                self._owned[tp].offsets.mark_committed(offset)
 
     # --- observation: lag, slow and stuck handlers --------------------------------------------------------
 
@@ -469,7 +412,7 @@ class ConsumerWorker:
                 self.metrics.processing_lag.labels(self.group, topic, str(partition)).set(max(0, high - position))
         self.metrics.assigned.labels(self.group).set(len(self._owned))
         self.metrics.paused.labels(self.group).set(paused)
-        self._watch_handlers()
+        self._handler_watch.check(self._dispatcher.running())
 
     def _learn_committed(self, consumer: Consumer) -> None:
         """Ask once per assignment for the committed offset of partitions that have fetched nothing yet."""
@@ -489,27 +432,6 @@ class ConsumerWorker:
             owned.asked_committed = True
             if answer.error is None and answer.offset >= 0 and owned.offsets.committed is None:
                 owned.offsets.mark_committed(answer.offset)
-
-    def _watch_handlers(self) -> None:
-        now = time.monotonic()
-        stuck: dict[tuple[TP, int], str] = {}
-        running = set()
-        for tp, offset, started in self._dispatcher.running():
-            running.add((tp, offset))
-            elapsed = now - started
-            if elapsed > self.options.handler_budget_s and (tp, offset) not in self._warned_slow:
-                self._warned_slow.add((tp, offset))
-                log.warning(
-                    "group %s: the handler for %s[%d]@%d has run %.3g s, over its %.3g s budget; a rebalance waits "
-                    "only %.3g s for it, then its record goes to the next owner", self.group, *tp, offset, elapsed,
-                    self.options.handler_budget_s, self.options.drain_timeout_s,
-                    extra={"event": "slow_handler", "group": self.group, "topic": tp[0], "partition": tp[1],
-                           "offset": offset, "seconds": round(elapsed, 1)},
-                )
-            if elapsed > self.options.stuck_after_s:
-                stuck[(tp, offset)] = f"handler for {tp[0]}[{tp[1]}]@{offset} stuck for {elapsed:.0f} s"
-        self._warned_slow &= running
-        self.health.stuck_handlers = stuck
 
     def _log_stragglers(self, stragglers: list[tuple[TP, int]], when: str) -> None:
         for (topic, partition), offset in stragglers:
@@ -591,7 +513,7 @@ class ConsumerWorker:
             consumer.resume(paused)
         for tp in partitions:
             self._owned.pop(tp, None)
-            self._schedule.forget(tp)
+            self._committer.schedule.forget(tp)
             self.metrics.remove_partition(self.group, *tp)
         self.health.stopped_partitions = {tp: r for tp, r in self.health.stopped_partitions.items()
                                           if tp not in partitions}

@@ -17,7 +17,7 @@ import pytest
 from hubstream.settings import Settings
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.ops import OpsServer
-from kafka_consumer.runtime import WorkerOptions
+from kafka_consumer.options import WorkerOptions
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.services import CHAT, commit_spy, make_settings, produce_events, running_worker, write_catalog
 from tests.test_end_to_end import chat_event
