@@ -55,6 +55,8 @@ class RegistrySettings(_Group):
     credential: Literal["static", "azure"] | None = None
     token: SecretStr = SecretStr("hubstream-local")
     id_cache_size: int = 1024
+    # per request (connect, and read); the Azure SDK retries a failed request 3 times on top
+    timeout_s: float = Field(default=10.0, gt=0)
 
 
 class ProducerSettings(_Group):

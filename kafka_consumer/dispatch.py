@@ -107,6 +107,7 @@ class Dispatcher:
         self._metrics = metrics
         self._lanes: dict[int, _Lane] = {}
         self._running: dict[tuple[int, int], tuple[TP, int, float]] = {}
+        self.abandoned_threads = 0  # plain handlers still running after their lane was closed
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="hubstream-dispatch", daemon=True)
 
@@ -156,6 +157,9 @@ class Dispatcher:
                 if self._dead_letters is not None:
                     self.call(self._dead_letters.close(), timeout_s)
                     self._dead_letters = None  # frees the librdkafka handle, which would keep reconnecting
+            except TimeoutError:
+                log.error("group %s: the handler loop did not stop within %.0f s (an async handler blocks it)",
+                          self.group, timeout_s)
             finally:
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._thread.join(timeout_s)
@@ -203,26 +207,37 @@ class Dispatcher:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
+        if not self._is_async:
+            self.abandoned_threads += len(left)  # a plain handler's thread cannot be interrupted: it runs on
+        for lane, offset in [slot for slot in self._running if slot[0] in closing]:
+            self._running.pop((lane, offset), None)
         return left
 
     async def _run(self, lane: _Lane, work: Work) -> None:
         message = work.message
         offset = message.offset()
         slot = (lane.id, offset)
-        self._running[slot] = (lane.tp, offset, time.monotonic())
         try:
-            failed = await self._handle(work)
+            failed = await self._handle(work, lambda: self._started(slot, lane.tp, offset))
             if failed is None or await self._give_up(lane, message, failed):
                 self.reports.put(Completed(lane.id, lane.tp, offset))
         except _Halt as halt:
             self._halt(lane, offset, str(halt))
+        except asyncio.CancelledError:
+            raise  # revoked, lost or shutting down: not finished, so not reported
+        except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit from a handler: stop the partition, say why
+            self._halt(lane, offset, f"unexpected {exc.__class__.__name__} while handling {where(message)}: {exc}")
         finally:
             self._running.pop(slot, None)
             lane.queue.done(message.key())
             lane.tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._pump(lane)
 
-    async def _handle(self, work: Work) -> Failed | None:
+    def _started(self, slot: tuple[int, int], tp: TP, offset: int) -> None:
+        """An attempt of the handler begins (on the loop, or on a pool thread): the watch times it from now."""
+        self._running[slot] = (tp, offset, time.monotonic())
+
+    async def _handle(self, work: Work, started_attempt: Callable[[], None]) -> Failed | None:
         """None when the handler succeeded; Failed when the record should be dead-lettered."""
         topic = work.message.topic()
         if work.poison is not None:
@@ -240,7 +255,7 @@ class Dispatcher:
             log.warning("%s: attempt %d failed (%s: %s); retrying", where(work.message), attempt,
                         error.__class__.__name__, error)
 
-        failed = await call_with_retries(lambda: self._call(event), self._retry, on_retry=on_retry)
+        failed = await call_with_retries(lambda: self._call(event, started_attempt), self._retry, on_retry=on_retry)
         self._metrics.handler_seconds.labels(self.group, topic).observe(time.monotonic() - started)
         if failed is None:
             self._metrics.processed.labels(self.group, topic).inc()
@@ -267,12 +282,19 @@ class Dispatcher:
             raise _Halt(f"the schema registry stayed unreachable after {failed.attempts} attempts: {failed.error}")
         return Failed(poison[0], 0) if poison else decoded[0]
 
-    async def _call(self, event: ConsumedEvent) -> None:
-        assert self._handler is not None
+    async def _call(self, event: ConsumedEvent, started_attempt: Callable[[], None]) -> None:
+        handler = self._handler
+        assert handler is not None
         if self._is_async:
-            await self._handler(event)  # type: ignore[misc]
+            started_attempt()
+            await handler(event)  # type: ignore[misc]
             return
-        result = await self._loop.run_in_executor(self._pool, self._handler, event)
+
+        def run() -> object:
+            started_attempt()  # when a pool thread takes it, not while it waits for one
+            return handler(event)
+
+        result = await self._loop.run_in_executor(self._pool, run)
         if inspect.isawaitable(result):
             await result
 

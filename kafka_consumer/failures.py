@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_not_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
     wait_random,
@@ -50,6 +50,10 @@ class Failed:
     attempts: int
 
 
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, Exception) and not isinstance(error, PermanentError)
+
+
 async def call_with_retries(
     call: Callable[[], Awaitable[None]],
     policy: RetryPolicy,
@@ -68,7 +72,8 @@ async def call_with_retries(
         stop=stop_after_attempt(policy.attempts),
         wait=wait_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
         + wait_random(0, policy.initial_backoff_s),
-        retry=retry_if_not_exception_type(PermanentError),
+        # Exception only: a CancelledError (revocation, shutdown) must stop the record, never retry it
+        retry=retry_if_exception(_retryable),
         before_sleep=before_sleep,
         reraise=True,
     )

@@ -28,7 +28,11 @@ class PartitionOffsets:
         self._last_dispatched = offset
 
     def finished(self, offset: int) -> None:
-        self._in_flight.remove(offset)
+        self._in_flight.discard(offset)
+
+    def seen(self, offset: int) -> bool:
+        """Whether a record at this offset was dispatched already (a re-fetch after a quick revoke and assign)."""
+        return self._last_dispatched is not None and offset <= self._last_dispatched
 
     @property
     def commit_point(self) -> int | None:

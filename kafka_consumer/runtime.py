@@ -66,6 +66,8 @@ ConsumerFactory = Callable[[dict[str, Any]], Consumer]
 _POLL_TIMEOUT_S = 0.1
 _MAX_BATCH = 500
 _OBSERVE_EVERY_S = 1.0
+_COMMITTED_ATTEMPTS = 3
+_REGISTRY_BACKOFF_S = 5.0  # after a failed registry lookup, records are decoded on their lanes for this long
 _LEGACY_PREFIX_BYTES = 36  # 4 zero bytes + 32 ASCII chars of schema id
 
 
@@ -127,6 +129,7 @@ class ConsumerWorker:
         self._next_lane = 0
         self._committer = Committer(group, self.options.commit, self.metrics)
         self._last_observe = 0.0
+        self._registry_down_until = 0.0
         self.health = Health(group, stall_after_s=max(30.0, 2 * self.options.drain_timeout_s + 10))
         self._handler_watch = HandlerWatch(self.health, self.options.handler_budget_s, self.options.stuck_after_s,
                                            self.options.drain_timeout_s)
@@ -148,6 +151,11 @@ class ConsumerWorker:
     @property
     def member_id(self) -> str | None:
         return self.health.member_id
+
+    @property
+    def abandoned_handlers(self) -> int:
+        """Plain handlers still running after their partition was let go (their threads cannot be stopped)."""
+        return self._dispatcher.abandoned_threads
 
     @property
     def assigned(self) -> set[TP]:
@@ -212,10 +220,7 @@ class ConsumerWorker:
 
     def _shutdown(self) -> None:
         self.health.stopping = True
-        owned = list(self._owned.items())
-        stragglers = self._dispatcher.close_lanes([o.lane for _, o in owned], self.options.drain_timeout_s)
-        self._log_stragglers(stragglers, "shutdown")
-        self._take_reports()
+        self._drain(set(self._owned), "shutdown")
         if self._sink is not None:
             self._sink.flush()
         self._commit(force=True)
@@ -232,6 +237,8 @@ class ConsumerWorker:
         if owned is None or owned.stopped:
             return  # fetched before a revocation or a stop took effect; the next owner reads it again
         offset = message.offset()
+        if owned.offsets.seen(offset):
+            return  # fetched before a quick revoke and re-assign took effect; it was dispatched already
         if owned.first_offset is None:
             owned.first_offset = offset
         owned.offsets.started(offset)
@@ -242,10 +249,14 @@ class ConsumerWorker:
         self._dispatcher.submit(owned.lane, self._work(message))
 
     def _work(self, message: Message) -> Work:
+        later = Work(message, decode=lambda m: self._decode(m)[0])  # decoded (and retried) on the lane
+        if time.monotonic() < self._registry_down_until:
+            return later  # the registry just failed: do not make this thread wait for it again
         try:
             return Work(message, event=self._decode(message)[0])
         except RegistryError:
-            return Work(message, decode=lambda m: self._decode(m)[0])  # retried on the lane, off this thread
+            self._registry_down_until = time.monotonic() + _REGISTRY_BACKOFF_S
+            return later
         except SerdeError as exc:
             return Work(message, poison=exc)
 
@@ -284,6 +295,7 @@ class ConsumerWorker:
             except SerdeError as off:  # dead letters are off
                 raise ProcessingStopped(message, off) from off
             owned.offsets.finished(offset)
+            self._committer.schedule.completed((message.topic(), message.partition()))
             return
         try:
             self._sink.write(event, body, self._writer_schema(event.schema_id))
@@ -447,23 +459,21 @@ class ConsumerWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels(self.group, "assign").inc()
-        for tp in partitions:
-            key = (tp.topic, tp.partition)
-            if key in self._owned:
-                continue  # already ours (an incremental assignment repeating a partition)
+        new = [tp for tp in partitions if (tp.topic, tp.partition) not in self._owned]
+        for tp in new:
             self._next_lane += 1
-            self._owned[key] = _Owned(self._next_lane)
-            self._dispatcher.open_lane(self._next_lane, key)
+            self._owned[(tp.topic, tp.partition)] = _Owned(self._next_lane)
+            self._dispatcher.open_lane(self._next_lane, (tp.topic, tp.partition))
         self._changed_assignment(consumer)
-        if self._sink is not None and partitions:
-            self._start_sink(consumer, partitions)
+        if self._sink is not None and new:
+            self._start_sink(consumer, new)
         self._log_rebalance("assigned", consumer, partitions, "nothing (standby)")
 
     def _start_sink(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start where the sink's durable output ends when it holds more than the group committed."""
         assert self._sink is not None
         committed = {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
-                     for tp in consumer.committed(partitions, timeout=15)}
+                     for tp in self._committed_now(consumer, partitions)}
         starts = self._sink.start_offsets(list(committed), committed)
         if not starts:
             return
@@ -474,25 +484,49 @@ class ConsumerWorker:
                 # the skipped records are durable in the sink: commit up to the start even if nothing follows
                 self._owned[(tp.topic, tp.partition)].offsets.start_at(start)
         log.info("group %s: resuming from the sink's durable output: %s", self.group, starts)
-        if self._config.get("partition.assignment.strategy") == "cooperative-sticky":
+        if "cooperative" in str(self._config.get("partition.assignment.strategy")):
             consumer.incremental_assign(partitions)
         else:
             consumer.assign(partitions)
 
+    def _committed_now(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The committed offsets, asked a few times: right after a rebalance the coordinator may not answer yet."""
+        for attempt in range(1, _COMMITTED_ATTEMPTS + 1):
+            try:
+                return consumer.committed(partitions, timeout=15)
+            except KafkaException as exc:
+                if attempt == _COMMITTED_ATTEMPTS:
+                    raise BrokerError(f"group {self.group}: the committed offsets of {_names(partitions)} could not "
+                                      f"be read ({exc.args[0].str()}); the sink cannot start safely") from exc
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels(self.group, "revoke").inc()
         revoked = {(tp.topic, tp.partition) for tp in partitions} & set(self._owned)
-        stragglers = self._dispatcher.close_lanes([self._owned[tp].lane for tp in revoked],
-                                                  self.options.drain_timeout_s)
-        self._log_stragglers(stragglers, "revocation")
-        self._take_reports()
-        if self._sink is not None:
-            self._sink.flush(list(revoked))
-        self._commit(force=True, only=revoked)
-        if self._sink is not None:
-            self._sink.release(list(revoked))
-        self._release(consumer, revoked)
+        try:
+            self._drain(revoked, "revocation")
+            if self._sink is not None:
+                self._sink.flush(list(revoked))
+            self._commit(force=True, only=revoked)
+            if self._sink is not None:
+                self._sink.release(list(revoked))
+        finally:
+            self._release(consumer, revoked)  # librdkafka lets go of them whatever happened here
         self._log_rebalance("revoked", consumer, partitions, "nothing")
+
+    def _drain(self, partitions: set[TP], when: str) -> None:
+        """Close the partitions' lanes, waiting (bounded) for their handlers, and apply what they reported."""
+        lanes = [self._owned[tp].lane for tp in partitions]
+        try:
+            stragglers = self._dispatcher.close_lanes(lanes, self.options.drain_timeout_s)
+        except TimeoutError:  # the dispatcher's loop is blocked (an async handler doing blocking work)
+            log.error("group %s: handlers of %s did not stop at %s; their records go to the next owner",
+                      self.group, _names([TopicPartition(*tp) for tp in sorted(partitions)]), when,
+                      extra={"event": "drain_failed", "group": self.group})
+            stragglers = []
+        self._log_stragglers(stragglers, when)
+        self._take_reports()
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # another member may already own these: committing now could rewind its progress

@@ -160,7 +160,7 @@ class SchemaRegistry:
             raise ConfigurationError(
                 f"HUBSTREAM_REGISTRY__NAMESPACE must be a bare host[:port], without a scheme (got {namespace!r})"
             )
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"connection_timeout": reg.timeout_s, "read_timeout": reg.timeout_s}
         if reg.ca_file is not None:
             if not reg.ca_file.exists():
                 raise ConfigurationError(f"HUBSTREAM_REGISTRY__CA_FILE {reg.ca_file} does not exist")

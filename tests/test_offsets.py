@@ -41,3 +41,12 @@ def test_a_start_past_unread_records_is_the_commit_point_until_something_is_read
     offsets.finished(40)
     offsets.start_at(10)  # ignored once records were read
     assert offsets.committable == 41
+
+
+def test_a_record_fetched_again_after_a_quick_reassignment_is_recognised() -> None:
+    offsets = PartitionOffsets()
+    offsets.started(3)
+    offsets.finished(3)
+    assert offsets.seen(3) and offsets.seen(2) and not offsets.seen(4)
+    offsets.finished(3)  # a second report for the same record changes nothing
+    assert offsets.committable == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -94,6 +95,12 @@ def consume(
         raise fail(exc) from None
     finally:
         registry.close()
+    if worker.abandoned_handlers:
+        # their threads cannot be interrupted, and the interpreter would wait for them at exit
+        log.error("exiting with %d handler(s) still running; their records were not committed and go to the "
+                  "partitions' next owners", worker.abandoned_handlers)
+        logging.shutdown()
+        os._exit(0)
 
 
 def _readers(specs: list[str]) -> dict[str, Contract]:
