@@ -237,3 +237,25 @@ def test_a_handler_over_its_budget_is_logged_and_one_stuck_past_the_limit_makes_
         release.set()
         wait_until(lambda: worker.status().healthy, 10, "the worker to recover")
     assert any("over its 0.5 s budget" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_handler_that_raises_systemexit_stops_its_partition_instead_of_the_worker_loop(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1)
+    produce_events(settings, topic, [chat_event("conv-1", i) for i in range(3)])
+    handled: list[int] = []
+
+    def handler(event: ConsumedEvent) -> None:
+        if event.offset == 1:
+            raise SystemExit("a library called sys.exit()")
+        handled.append(event.offset)
+
+    group = unique("exit")
+    with running_worker(settings, group, [topic], handler) as worker:
+        wait_until(lambda: not worker.status().healthy, 30, "the stop to be reported")
+        [problem] = worker.status().problems
+        time.sleep(1.2)  # a commit of the finished prefix
+    assert "unexpected SystemExit" in problem and f"{topic}[0]@1" in problem
+    assert handled == [0]
+    assert kafka_broker.committed(group, topic, 1) == {0: 1}
