@@ -127,10 +127,13 @@ def chaos_seed() -> int:
 
 
 def kill_and_replace(pool: WorkerPool, args: list[str], rng: random.Random, started: float) -> Iterator[Kill]:
-    """Every KILL_GAP_S, SIGKILL a random live worker and start a replacement, KILLS times."""
+    """Every KILL_GAP_S, SIGKILL a random live worker that owns partitions (any live one while a rebalance leaves
+    none owning) and start a replacement, KILLS times."""
     for n in range(KILLS):
         time.sleep(rng.uniform(*KILL_GAP_S))
-        victim = rng.choice(sorted((w for w in pool.workers if w.alive()), key=lambda w: w.log_file.name))
+        live = sorted((w for w in pool.workers if w.alive()), key=lambda w: w.log_file.name)
+        owners = [w for w in live if w.partitions()]
+        victim = rng.choice(owners or live)
         owned = tuple(victim.partitions())
         victim.kill()
         pool.start(f"r{n}", *args)
