@@ -259,3 +259,28 @@ def test_a_handler_that_raises_systemexit_stops_its_partition_instead_of_the_wor
     assert "unexpected SystemExit" in problem and f"{topic}[0]@1" in problem
     assert handled == [0]
     assert kafka_broker.committed(group, topic, 1) == {0: 1}
+
+
+def test_a_record_backing_off_between_retries_does_not_hold_up_other_keys(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1, key_concurrency=2,
+                                     retry_attempts=3, retry_initial_backoff_ms=1000, retry_max_backoff_ms=1000)
+    produce_events(settings, topic, [chat_event("slow", 0)] + [chat_event("fast", i) for i in range(1, 11)])
+    lock = threading.Lock()
+    done: dict[str, float] = {}
+    attempts: list[float] = []
+
+    def handler(event: ConsumedEvent) -> None:
+        key = event.value["conversationId"]
+        with lock:
+            if key == "slow" and len(attempts) < 2:
+                attempts.append(time.monotonic())
+                raise ConnectionError("flaky downstream")  # backs off 1-2 s before each retry
+            done[f"{key}-{event.value['sequence']}"] = time.monotonic()
+
+    with running_worker(settings, unique("backoff"), [topic], handler):
+        wait_until(lambda: "slow-0" in done, 30, "the retried record")
+    fast = [done[f"fast-{i}"] for i in range(1, 11)]
+    assert len(attempts) == 2 and max(fast) < done["slow-0"], "the other key waited for the retries"
+    assert max(fast) < attempts[1], "the other key waited for the first backoff"

@@ -52,8 +52,9 @@ def consume(
 ) -> None:
     """Consume topics in a consumer group; offsets are committed only after the handler returned.
 
-    A handler error is retried with backoff; a record that keeps failing, or cannot be decoded, goes to
-    TOPIC.dlq. SIGTERM or Ctrl-C finishes the records in flight, commits and leaves the group.
+    Failing handlers are retried with backoff; records that keep failing or cannot be decoded go to TOPIC.dlq.
+
+    SIGTERM or Ctrl-C finishes the records in flight, commits and leaves the group.
     """
     # installed first, so a signal that arrives while the worker is being set up still stops it cleanly
     stopping = threading.Event()
