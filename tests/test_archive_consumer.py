@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Producer
 
 from hubstream.settings import Settings
@@ -55,15 +57,30 @@ def archive_until(settings: Settings, group: str, topic: str, root: Path, expect
     registry.close()
 
 
-def test_every_offset_is_archived_once_even_when_commits_were_lost(
-    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
-) -> None:
+@dataclass
+class Archived:
+    """40 records archived by a group that then stopped cleanly (files durable, offsets committed)."""
+
+    settings: Settings
+    topic: str
+    group: str
+    root: Path
+
+
+@pytest.fixture
+def archived(kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path) -> Archived:
     topic = kafka_broker.create_topic("archive", partitions=2)
     settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
     produce_chat(settings, topic, 40)
     group, root = unique("archive"), tmp_path / "archive"
-
     archive_until(settings, group, topic, root, 40)
+    return Archived(settings, topic, group, root)
+
+
+def test_every_offset_is_archived_once_even_when_commits_were_lost(
+    kafka_broker: LocalKafka, archived: Archived
+) -> None:
+    settings, topic, group, root = archived.settings, archived.topic, archived.group, archived.root
     per_partition = {p: archive_offsets(root, topic, p) for p in range(2)}
     assert sum(len(o) for o in per_partition.values()) == 40
     assert committed(kafka_broker, group, topic) == {p: len(o) for p, o in per_partition.items()}
@@ -83,15 +100,11 @@ def test_every_offset_is_archived_once_even_when_commits_were_lost(
 
 
 def test_a_member_resuming_past_the_commit_commits_its_start_even_when_nothing_follows(
-    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+    kafka_broker: LocalKafka, archived: Archived
 ) -> None:
-    topic = kafka_broker.create_topic("archive", partitions=2)
-    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
-    produce_chat(settings, topic, 40)
-    group, root = unique("archive"), tmp_path / "archive"
-    archive_until(settings, group, topic, root, 40)
-    archived = committed(kafka_broker, group, topic)
+    settings, topic, group, root = archived.settings, archived.topic, archived.group, archived.root
+    before = committed(kafka_broker, group, topic)
     # "died after the rename, before the commit", and no record arrives afterwards
     apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
     archive_until(settings, group, topic, root, 40)
-    assert committed(kafka_broker, group, topic) == archived
+    assert committed(kafka_broker, group, topic) == before
