@@ -249,16 +249,18 @@ class ConsumerWorker:
         self._dispatcher.submit(owned.lane, self._work(message))
 
     def _work(self, message: Message) -> Work:
-        later = Work(message, decode=lambda m: self._decode(m)[0])  # decoded (and retried) on the lane
         if time.monotonic() < self._registry_down_until:
-            return later  # the registry just failed: do not make this thread wait for it again
+            return self._decode_later(message)  # the registry just failed: do not make this thread wait again
         try:
             return Work(message, event=self._decode(message)[0])
         except RegistryError:
             self._registry_down_until = time.monotonic() + _REGISTRY_BACKOFF_S
-            return later
+            return self._decode_later(message)
         except SerdeError as exc:
             return Work(message, poison=exc)
+
+    def _decode_later(self, message: Message) -> Work:
+        return Work(message, decode=lambda m: self._decode(m)[0])  # decoded, and retried, on the lane
 
     def _decode(self, message: Message) -> tuple[ConsumedEvent, bytes]:
         """The event, and the plain Avro body (without the legacy format's id prefix)."""
