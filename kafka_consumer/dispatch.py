@@ -122,8 +122,10 @@ class Dispatcher:
     def open_lane(self, lane: int, tp: TP) -> None:
         self._loop.call_soon_threadsafe(self._open, lane, tp)
 
-    def submit(self, lane: int, work: Work) -> None:
-        self._loop.call_soon_threadsafe(self._submit, lane, work)
+    def submit(self, works: list[tuple[int, Work]]) -> None:
+        """Hand fetched records to their lanes, in order (one wake-up of the loop for the whole batch)."""
+        if works:
+            self._loop.call_soon_threadsafe(self._submit, works)
 
     def close_lanes(self, lanes: list[int], timeout_s: float) -> list[tuple[TP, int]]:
         """Stop the lanes: drop waiting records, wait for running ones (bounded), cancel the rest.
@@ -176,12 +178,16 @@ class Dispatcher:
     def _open(self, lane_id: int, tp: TP) -> None:
         self._lanes[lane_id] = _Lane(lane_id, tp, KeyOrderedQueue(self._concurrency))
 
-    def _submit(self, lane_id: int, work: Work) -> None:
-        lane = self._lanes.get(lane_id)
-        if lane is None or lane.closed or lane.halted:
-            return
-        lane.queue.push(work.message.key(), work)
-        self._pump(lane)
+    def _submit(self, works: list[tuple[int, Work]]) -> None:
+        touched: dict[int, _Lane] = {}
+        for lane_id, work in works:
+            lane = self._lanes.get(lane_id)
+            if lane is None or lane.closed or lane.halted:
+                continue
+            lane.queue.push(work.message.key(), work)
+            touched[lane_id] = lane
+        for lane in touched.values():
+            self._pump(lane)
 
     def _pump(self, lane: _Lane) -> None:
         if lane.closed or lane.halted:

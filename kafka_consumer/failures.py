@@ -61,6 +61,17 @@ async def call_with_retries(
     on_retry: Callable[[BaseException, int], None],
 ) -> Failed | None:
     """Run `call` until it succeeds (None) or the policy gives up (Failed). Cancellation passes through."""
+    try:
+        await call()  # most calls succeed: no retry machinery for them (it costs more than a cheap handler)
+        return None
+    except Exception as exc:  # noqa: BLE001 - the retries below decide what it means
+        first_failure: list[Exception] = [exc]
+
+    async def again() -> None:
+        if first_failure:  # tenacity's first attempt stands for the call that just failed
+            raise first_failure.pop()
+        await call()
+
     attempts = 0
 
     def before_sleep(state: RetryCallState) -> None:
@@ -81,7 +92,7 @@ async def call_with_retries(
         async for attempt in retrying:
             with attempt:
                 attempts = attempt.retry_state.attempt_number
-                await call()
+                await again()
     except Exception as exc:  # noqa: BLE001 - every handler error becomes a verdict; CancelledError is not caught
         return Failed(exc, attempts)
     return None

@@ -12,8 +12,9 @@ Guarantees (at-least-once delivery; effectively-once effects with kafka_consumer
 - a failing handler is retried with backoff (kafka_consumer.failures); a record that still fails, or cannot be
   decoded, goes to the dead-letter topic (kafka_consumer.dead_letters) and counts as finished. If the dead
   letter cannot be written the partition stops there and the worker reports unhealthy: nothing is skipped;
-- backpressure: a partition with ``max_pending_per_partition`` records waiting is paused (consumer.pause) and
-  resumed at half, so memory stays bounded whatever the handlers' speed;
+- backpressure: while a partition has ``max_pending_per_partition`` records waiting, nothing more is fetched;
+  if it stays full for half a second it is paused (consumer.pause) and resumed at half, and the other
+  partitions are fetched again. Memory stays bounded whatever the handlers' speed;
 - on revocation: stop starting that partition's records, wait for those in flight (``drain_timeout_ms``),
   commit, then let go. stop() does the same for every partition and leaves the group, so a standby takes over
   without waiting for the session to time out. A handler still running when the wait is over is abandoned:
@@ -67,7 +68,9 @@ _POLL_TIMEOUT_S = 0.1
 _MAX_BATCH = 500
 _OBSERVE_EVERY_S = 1.0
 _COMMITTED_ATTEMPTS = 3
-_REGISTRY_BACKOFF_S = 5.0  # after a failed registry lookup, records are decoded on their lanes for this long
+_REGISTRY_BACKOFF_S = 5.0
+_HOLD_BEFORE_PAUSE_S = 0.5  # a partition full this long is paused
+_HOLD_STEP_S = 0.005  # after a failed registry lookup, records are decoded on their lanes for this long
 _LEGACY_PREFIX_BYTES = 36  # 4 zero bytes + 32 ASCII chars of schema id
 
 
@@ -130,6 +133,7 @@ class ConsumerWorker:
         self._committer = Committer(group, self.options.commit, self.metrics)
         self._last_observe = 0.0
         self._registry_down_until = 0.0
+        self._full_since: float | None = None
         self.health = Health(group, stall_after_s=max(30.0, 2 * self.options.drain_timeout_s + 10))
         self._handler_watch = HandlerWatch(self.health, self.options.handler_budget_s, self.options.stuck_after_s,
                                            self.options.drain_timeout_s)
@@ -182,13 +186,17 @@ class ConsumerWorker:
             log.info("group %s: subscribed to %s", self.group, ", ".join(self.topics),
                      extra={"event": "subscribed", "group": self.group, "topics": self.topics})
             while not self._stop.is_set():
+                if self._holding():
+                    continue
                 try:
                     messages = consumer.consume(self._batch_size(), timeout=_POLL_TIMEOUT_S)
                 except KafkaException as exc:  # fatal: e.g. fenced, or authentication that can never succeed
                     raise BrokerError(f"group {self.group}: the consumer failed: {exc.args[0].str()}") from exc
                 self.health.polled()
+                batch: list[tuple[int, Work]] = []
                 for message in messages:
-                    self._accept(message)
+                    self._accept(message, batch)
+                self._dispatcher.submit(batch)
                 self._after_poll()
             self._shutdown()
         except BaseException as exc:
@@ -227,7 +235,8 @@ class ConsumerWorker:
 
     # --- records ----------------------------------------------------------------------------------------
 
-    def _accept(self, message: Message) -> None:
+    def _accept(self, message: Message, batch: list[tuple[int, Work]]) -> None:
+        """Track a fetched record and write it to the sink, or add it to the batch for the dispatcher."""
         error = message.error()
         if error is not None:
             self._on_message_error(error)
@@ -246,7 +255,7 @@ class ConsumerWorker:
         if self._sink is not None:
             self._write_to_sink(message, owned)
             return
-        self._dispatcher.submit(owned.lane, self._work(message))
+        batch.append((owned.lane, self._work(message)))
 
     def _work(self, message: Message) -> Work:
         if time.monotonic() < self._registry_down_until:
@@ -351,21 +360,41 @@ class ConsumerWorker:
 
     # --- backpressure -----------------------------------------------------------------------------------
 
+    def _holding(self) -> bool:
+        """Backpressure. While a partition has max_pending_per_partition records waiting, stop fetching for a
+        moment (the handlers usually catch up at once); if it stays full for HOLD_BEFORE_PAUSE_S, pause it and
+        fetch the others again. Pausing costs more than holding: librdkafka drops what it prefetched for the
+        partition and fetches it again on resume."""
+        high = self.options.max_pending_per_partition
+        full = [tp for tp, owned in self._owned.items() if not owned.paused and owned.offsets.in_flight >= high]
+        if not full:
+            self._full_since = None
+            return False
+        now = time.monotonic()
+        if self._full_since is None:
+            self._full_since = now
+        if now - self._full_since < _HOLD_BEFORE_PAUSE_S:
+            time.sleep(_HOLD_STEP_S)
+            self.health.polled()
+            self._after_poll()
+            return True
+        self._full_since = None
+        if self._consumer is not None:
+            self._consumer.pause([TopicPartition(*tp) for tp in full])
+            for tp in full:
+                self._owned[tp].paused = True
+        return False
+
     def _apply_backpressure(self) -> None:
+        """Resume paused partitions that drained to half their bound (pausing is _holding's)."""
         if self._consumer is None:
             return
         high = self.options.max_pending_per_partition
-        pause, resume = [], []
+        resume = []
         for tp, owned in self._owned.items():
-            pending = owned.offsets.in_flight
-            if not owned.paused and pending >= high:
-                pause.append(TopicPartition(*tp))
-                owned.paused = True
-            elif owned.paused and not owned.stopped and pending <= high // 2:
+            if owned.paused and not owned.stopped and owned.offsets.in_flight <= high // 2:
                 resume.append(TopicPartition(*tp))
                 owned.paused = False
-        if pause:
-            self._consumer.pause(pause)  # librdkafka drops what it prefetched and fetches again from our position
         if resume:
             self._consumer.resume(resume)
 
