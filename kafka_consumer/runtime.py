@@ -21,10 +21,10 @@ Guarantees (at-least-once delivery; effectively-once effects with kafka_consumer
   its record is not committed and the next owner handles it again.
 
 Threads: this one (run) owns the Kafka consumer, every call on it and the rebalance callbacks; handlers run on
-the dispatcher's asyncio loop (kafka_consumer.dispatch). The poll loop never waits on a handler (backpressure holds it
-for half a second at most), so
-``max.poll.interval.ms`` cannot expire under a slow handler; a handler running past ``handler_budget_ms`` is
-logged, and one running past ``max.poll.interval.ms`` marks the worker unhealthy (stuck).
+the dispatcher's asyncio loop (kafka_consumer.dispatch). The poll loop never waits on a handler (backpressure
+holds it for half a second at most), so ``max.poll.interval.ms`` cannot expire under a slow handler; a handler
+running past ``handler_budget_ms`` is logged, and one running past ``max.poll.interval.ms`` marks the worker
+unhealthy (stuck).
 
 With a sink (the archive) instead of a handler, records are written on this thread in offset order, an offset
 is committed only once the sink reports it durable, and on assignment the sink may move the start offset past
