@@ -150,7 +150,7 @@ class Dispatcher:
         if self._dead_letters is None:
             raise error
         self.call(self._dead_letters.write(message, error, attempts))
-        self._metrics.dead_lettered.labels(self.group, message.topic()).inc()
+        self._metrics.for_topic(self.group, message.topic()).dead_lettered.inc()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self._thread.is_alive():
@@ -257,14 +257,14 @@ class Dispatcher:
         started = time.monotonic()
 
         def on_retry(error: BaseException, attempt: int) -> None:
-            self._metrics.retried.labels(self.group, topic).inc()
+            self._metrics.for_topic(self.group, topic).retried.inc()
             log.warning("%s: attempt %d failed (%s: %s); retrying", where(work.message), attempt,
                         error.__class__.__name__, error)
 
         failed = await call_with_retries(lambda: self._call(event, started_attempt), self._retry, on_retry=on_retry)
-        self._metrics.handler_seconds.labels(self.group, topic).observe(time.monotonic() - started)
+        self._metrics.for_topic(self.group, topic).handler_seconds.observe(time.monotonic() - started)
         if failed is None:
-            self._metrics.processed.labels(self.group, topic).inc()
+            self._metrics.for_topic(self.group, topic).processed.inc()
         return failed
 
     async def _decode_again(self, work: Work) -> ConsumedEvent | Failed:
@@ -307,7 +307,7 @@ class Dispatcher:
     async def _give_up(self, lane: _Lane, message: Message, failed: Failed) -> bool:
         """Dead-letter a record that failed; False when that was not possible and the lane halted."""
         topic = message.topic()
-        self._metrics.failed.labels(self.group, topic).inc()
+        self._metrics.for_topic(self.group, topic).failed.inc()
         if self._dead_letters is None:
             self._halt(lane, message.offset(), f"{where(message)} failed {failed.attempts} attempt(s) and dead "
                        f"letters are off: {failed.error.__class__.__name__}: {failed.error}")
@@ -317,7 +317,7 @@ class Dispatcher:
         except DeadLetterError as exc:
             self._halt(lane, message.offset(), str(exc))
             return False
-        self._metrics.dead_lettered.labels(self.group, topic).inc()
+        self._metrics.for_topic(self.group, topic).dead_lettered.inc()
         return True
 
     def _halt(self, lane: _Lane, offset: int, reason: str) -> None:

@@ -7,15 +7,31 @@ extra query is made (queries are also answered wrongly by some Kafka-compatible 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _TOPIC = ("group", "topic")
 _PARTITION = ("group", "topic", "partition")
 
 
+@dataclass(frozen=True)
+class TopicMetrics:
+    """The per-record series of one group and topic, looked up once (labels() costs on every record)."""
+
+    consumed: Any
+    processed: Any
+    failed: Any
+    retried: Any
+    dead_lettered: Any
+    handler_seconds: Any
+
+
 class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._topics: dict[tuple[str, str], TopicMetrics] = {}
         r = self.registry
         self.consumed = Counter("hubstream_consumer_records_consumed", "Records fetched", _TOPIC, registry=r)
         self.processed = Counter("hubstream_consumer_records_processed", "Records whose handler succeeded",
@@ -44,6 +60,15 @@ class WorkerMetrics:
                                   ("group", "kind"), registry=r)
         self.handler_seconds = Histogram("hubstream_consumer_handler_seconds", "Handler run time (all attempts)",
                                          _TOPIC, registry=r)
+
+    def for_topic(self, group: str, topic: str) -> TopicMetrics:
+        found = self._topics.get((group, topic))
+        if found is None:
+            found = self._topics[(group, topic)] = TopicMetrics(
+                *(metric.labels(group, topic) for metric in (self.consumed, self.processed, self.failed,
+                                                             self.retried, self.dead_lettered, self.handler_seconds))
+            )
+        return found
 
     def remove_partition(self, group: str, topic: str, partition: int) -> None:
         for gauge in (self.lag, self.processing_lag, self.pending):

@@ -252,7 +252,7 @@ class ConsumerWorker:
         if owned.first_offset is None:
             owned.first_offset = offset
         owned.offsets.started(offset)
-        self.metrics.consumed.labels(self.group, tp[0]).inc()
+        self.metrics.for_topic(self.group, tp[0]).consumed.inc()
         if self._sink is not None:
             self._write_to_sink(message, owned)
             return

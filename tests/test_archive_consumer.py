@@ -10,30 +10,21 @@ import pytest
 from confluent_kafka import Producer
 
 from hubstream.settings import Settings
+from hubstream.topics import ensure_topics
+from kafka_consumer.dead_letters import read_dead_letter
 from kafka_consumer.group_offsets import apply_reset, plan_reset
 from kafka_consumer.runtime import ConsumerWorker
 from kafka_consumer.sinks.archive import ArchiveSink, archive_offsets, read_archive
-from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
 from tests.fixtures.broker import LocalKafka, unique
-from tests.fixtures.services import CHAT, make_settings, write_catalog
+from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
+from tests.test_dead_letters import read_all
 from tests.test_end_to_end import chat_event
-from tests.test_group_offsets import committed
 
 
 def produce_chat(settings: Settings, topic: str, count: int) -> None:
-    registry = SchemaRegistry.from_settings(settings)
-    contract = Catalog.from_settings(settings).contract_for(topic)
-    registry.register(contract)
-    serde = AvroSerde(registry)
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    for i in range(count):
-        event = chat_event(f"conv-{i % 5}", i, createdAt=1_767_268_800_000)
-        encoded = serde.encode(event, contract)
-        producer.produce(topic, encoded.value, key=event["conversationId"], headers=encoded.headers)
-    assert producer.flush(15) == 0
-    registry.close()
+    produce_events(settings, topic, [chat_event(f"conv-{i % 5}", i) for i in range(count)])
 
 
 def archive_until(settings: Settings, group: str, topic: str, root: Path, expected: int) -> None:
@@ -83,7 +74,7 @@ def test_every_offset_is_archived_once_even_when_commits_were_lost(
     settings, topic, group, root = archived.settings, archived.topic, archived.group, archived.root
     per_partition = {p: archive_offsets(root, topic, p) for p in range(2)}
     assert sum(len(o) for o in per_partition.values()) == 40
-    assert committed(kafka_broker, group, topic) == {p: len(o) for p, o in per_partition.items()}
+    assert kafka_broker.committed(group, topic, 2) == {p: len(o) for p, o in per_partition.items()}
 
     # The process "died after the files were renamed but before the commit": rewind the group's offsets.
     apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
@@ -103,8 +94,27 @@ def test_a_member_resuming_past_the_commit_commits_its_start_even_when_nothing_f
     kafka_broker: LocalKafka, archived: Archived
 ) -> None:
     settings, topic, group, root = archived.settings, archived.topic, archived.group, archived.root
-    before = committed(kafka_broker, group, topic)
+    before = kafka_broker.committed(group, topic, 2)
     # "died after the rename, before the commit", and no record arrives afterwards
     apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
     archive_until(settings, group, topic, root, 40)
-    assert committed(kafka_broker, group, topic) == before
+    assert kafka_broker.committed(group, topic, 2) == before
+
+
+def test_an_undecodable_record_is_dead_lettered_and_the_archive_moves_on(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("archive", partitions=2)
+    ensure_topics(kafka_broker.admin, {topic + ".dlq": 2})
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    producer.produce(topic, b"\x07 not avro", key=b"conv-0", partition=0)
+    assert producer.flush(15) == 0
+    produce_chat(settings, topic, 20)
+    group, root = unique("archive"), tmp_path / "archive"
+    archive_until(settings, group, topic, root, 20)
+
+    [letter] = [read_dead_letter(m) for m in read_all(kafka_broker, topic + ".dlq", partitions=2)]
+    assert (letter.original_partition, letter.original_offset, letter.error_class) == (0, 0, "RecordDecodeError")
+    assert 0 not in archive_offsets(root, topic, 0)
+    assert sum(len(archive_offsets(root, topic, p)) for p in range(2)) == 20

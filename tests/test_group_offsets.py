@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from kafka_consumer.group_offsets import ActiveGroupError, apply_reset, plan_reset
 from tests.fixtures.broker import LocalKafka, unique
@@ -35,12 +35,6 @@ def consume_all(broker: LocalKafka, group: str, topic: str, count: int) -> Consu
     return consumer
 
 
-def committed(broker: LocalKafka, group: str, topic: str) -> dict[int, int]:
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in (0, 1)])
-    result = broker.admin.list_consumer_group_offsets([request])[group].result(15)
-    return {tp.partition: tp.offset for tp in result.topic_partitions}
-
-
 @pytest.fixture
 def consumed_group(kafka_broker: LocalKafka) -> tuple[str, str]:
     topic = kafka_broker.create_topic("reset", partitions=2)
@@ -55,18 +49,18 @@ def consumed_group(kafka_broker: LocalKafka) -> tuple[str, str]:
 
 def test_reset_to_earliest_replays_from_the_start(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
     group, topic = consumed_group
-    assert committed(kafka_broker, group, topic) == {0: 5, 1: 5}
+    assert kafka_broker.committed(group, topic, 2) == {0: 5, 1: 5}
     changes = plan_reset(kafka_broker.admin, group, topic, "earliest")
     assert [(c.partition, c.current, c.new) for c in changes] == [(0, 5, 0), (1, 5, 0)]
     apply_reset(kafka_broker.admin, group, changes)
-    assert committed(kafka_broker, group, topic) == {0: 0, 1: 0}
+    assert kafka_broker.committed(group, topic, 2) == {0: 0, 1: 0}
     consume_all(kafka_broker, group, topic, 10).close()  # every record again
 
 
 def test_reset_to_an_offset(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
     group, topic = consumed_group
     apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "offset", offset=3))
-    assert committed(kafka_broker, group, topic) == {0: 3, 1: 3}
+    assert kafka_broker.committed(group, topic, 2) == {0: 3, 1: 3}
 
 
 def test_reset_is_refused_while_the_group_has_members(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
@@ -83,7 +77,7 @@ def test_reset_is_refused_while_the_group_has_members(kafka_broker: LocalKafka, 
             apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
     finally:
         consumer.close()
-    assert committed(kafka_broker, group, topic) == {0: 5, 1: 5}
+    assert kafka_broker.committed(group, topic, 2) == {0: 5, 1: 5}
 
 
 def test_cli_dry_run_changes_nothing(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
@@ -96,4 +90,4 @@ def test_cli_dry_run_changes_nothing(kafka_broker: LocalKafka, consumed_group: t
     )
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stderr
-    assert committed(kafka_broker, group, topic) == {0: 5, 1: 5}
+    assert kafka_broker.committed(group, topic, 2) == {0: 5, 1: 5}
