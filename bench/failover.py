@@ -47,10 +47,11 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 from bench.failover_members import FILE_ENV, Line, read_lines, wait_for  # noqa: E402
 from bench.serde import CONTRACT, chat_responses, local_emulator  # noqa: E402
 from hubstream import kafka_config  # noqa: E402
-from hubstream.local_broker import start_broker  # noqa: E402
-from hubstream.processes import ChildProcess, free_port  # noqa: E402
+from devstack.tansu import start_broker  # noqa: E402
+from devstack.processes import ChildProcess  # noqa: E402
+from hubstream.ports import free_port  # noqa: E402
 from hubstream.settings import Settings  # noqa: E402
-from hubstream.topics import ensure_topics  # noqa: E402
+from devstack.topics import ensure_topics  # noqa: E402
 from schemas.contracts import load_contracts  # noqa: E402
 from schemas.registry import SchemaRegistry  # noqa: E402
 from schemas.serde import AvroSerde  # noqa: E402
@@ -148,7 +149,7 @@ class Bench:
 
     def _member(self, side: str, name: str, topic: str, env: dict[str, str]) -> ChildProcess:
         if side == "hubstream":
-            args = ["-m", "hubstream", "consume", "--handler", "bench.failover_members:record", "--ops-port", "0"]
+            args = ["-m", "hubstream_cli", "consume", "--handler", "bench.failover_members:record", "--ops-port", "0"]
         else:
             args = ["-m", "bench.failover_members"]
         return ChildProcess(name, [sys.executable, *args, "--group", topic, "--topic", topic],

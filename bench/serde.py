@@ -33,7 +33,7 @@ from azure.schemaregistry import SchemaRegistryClient  # noqa: E402
 from azure.schemaregistry.encoder.avroencoder import AvroEncoder  # noqa: E402
 
 from hubstream.credentials import StaticTokenCredential  # noqa: E402
-from hubstream.tls import TlsFiles  # noqa: E402
+from devstack.tls import TlsFiles  # noqa: E402
 from schemas.contracts import Contract, load_contracts  # noqa: E402
 from schemas.registry import SchemaRegistry  # noqa: E402
 from schemas.serde import AvroSerde  # noqa: E402
@@ -67,7 +67,7 @@ def chat_responses(n: int, seed: int = 7) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def local_emulator(token: str) -> Iterator[tuple[str, Path]]:
-    """``python -m hubstream registry serve`` on a free port, stopped on exit."""
+    """``python -m hubstream_cli registry serve`` on a free port, stopped on exit."""
     import socket
 
     with socket.socket() as sock:
@@ -77,7 +77,7 @@ def local_emulator(token: str) -> Iterator[tuple[str, Path]]:
         state_dir = Path(state)
         log = open(state_dir / "emulator.log", "wb")  # noqa: SIM115 - closed below
         process = subprocess.Popen(
-            [sys.executable, "-m", "hubstream", "registry", "serve", "--port", str(port), "--state-dir", str(state_dir)],
+            [sys.executable, "-m", "hubstream_cli", "registry", "serve", "--port", str(port), "--state-dir", str(state_dir)],
             cwd=REPO_ROOT,
             env={**os.environ, "HUBSTREAM_REGISTRY__GROUP": "hubstream"},
             stdout=log,

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hubstream import ports
+
 Profile = Literal["local", "kafka", "eventhubs"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Assignor = Literal["range", "roundrobin", "cooperative-sticky"]
@@ -102,14 +104,15 @@ class ConsumerSettings(_Group):
     archive_roll_seconds: float = Field(default=60.0, gt=0)
     archive_roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
 
-    # the worker's /metrics, /healthz and /readyz; port 0 picks a free one
+    # the worker's /metrics, /healthz and /readyz. Unset: 8081, or a free port when another worker holds it
+    # (the URL is logged); 0 always picks a free one; any other port must be free or the worker does not start
     ops_host: str = "127.0.0.1"
-    ops_port: int = Field(default=8081, ge=0, le=65535)
+    ops_port: int | None = Field(default=None, ge=0, le=65535)
 
 
 class ApiSettings(_Group):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = ports.PRODUCER_API
     max_body_bytes: int = 1_048_576
 
 

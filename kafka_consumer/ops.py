@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hubstream.errors import HubstreamError
-from hubstream.processes import ensure_port_free, free_port, port_open
+from hubstream import ports
+from hubstream.ports import ensure_port_free, free_port, port_free, port_open
 from kafka_consumer.runtime import ConsumerWorker
 
 _START_TIMEOUT_S = 20.0
@@ -45,8 +46,10 @@ def create_ops_app(worker: ConsumerWorker) -> FastAPI:
 class OpsServer:
     """``with OpsServer(worker, host, port) as server:`` serves the ops routes at ``server.url``."""
 
-    def __init__(self, worker: ConsumerWorker, host: str = "127.0.0.1", port: int = 0) -> None:
-        if port == 0:
+    def __init__(self, worker: ConsumerWorker, host: str = "127.0.0.1", port: int | None = None) -> None:
+        if port is None:  # the default port, unless another worker on this machine holds it
+            port = ports.CONSUMER_OPS if port_free(host, ports.CONSUMER_OPS) else free_port(host)
+        elif port == 0:
             port = free_port(host)
         else:
             ensure_port_free(host, port, "worker's ops endpoint (/metrics, /healthz)")

@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Producer
 
 from hubstream.settings import Settings
-from hubstream.topics import ensure_topics
+from devstack.topics import ensure_topics
 from kafka_consumer.dead_letters import read_dead_letter
 from kafka_consumer.group_offsets import apply_reset, plan_reset
 from kafka_consumer.runtime import ConsumerWorker

@@ -13,7 +13,7 @@ import httpx
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from hubstream.settings import Settings
-from hubstream.topics import ensure_topics
+from devstack.topics import ensure_topics
 from kafka_consumer import dead_letters as dlq
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.dlq_replay import replay

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hubstream.processes import free_port
+from hubstream.ports import free_port
 from tests.test_end_to_end import chat_event
 
 STARTUP_TIMEOUT_S = 90
@@ -72,7 +72,7 @@ class DevStack:
 def start_dev(tmp_path: Path, *extra: str) -> DevStack:
     state_dir = tmp_path / "state"
     output = tmp_path / "dev.out"
-    argv = [sys.executable, "-m", "hubstream", "dev", "--state-dir", str(state_dir),
+    argv = [sys.executable, "-m", "hubstream_cli", "dev", "--state-dir", str(state_dir),
             "--broker-port", str(free_port()), "--registry-port", str(free_port()), "--api-port", str(free_port()),
             "--consumer-ops-port", str(free_port()),
             "--partitions", "2", *extra]
@@ -117,7 +117,7 @@ def test_dev_starts_serves_and_stops_without_orphans(dev: DevStack, tmp_path: Pa
         time.sleep(0.2)
 
     # a second terminal: commands find the stack through --state-dir
-    provision = subprocess.run([sys.executable, "-m", "hubstream", "provision", "--state-dir", str(dev.state_dir)],
+    provision = subprocess.run([sys.executable, "-m", "hubstream_cli", "provision", "--state-dir", str(dev.state_dir)],
                                capture_output=True, text=True, timeout=60)
     assert provision.returncode == 0, provision.stderr
     assert "chat.responses" in provision.stderr + provision.stdout
@@ -149,7 +149,7 @@ def test_busy_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
         busy = holder.getsockname()[1]
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "hubstream", "dev", "--state-dir", str(tmp_path), "--api-port", str(busy),
+            [sys.executable, "-m", "hubstream_cli", "dev", "--state-dir", str(tmp_path), "--api-port", str(busy),
              "--broker-port", str(free_port()), "--registry-port", str(free_port())],
             capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
         )

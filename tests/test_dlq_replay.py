@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Message, Producer
 
 from hubstream.settings import Settings
-from hubstream.topics import ensure_topics
+from devstack.topics import ensure_topics
 from kafka_consumer import dead_letters as dlq
 from kafka_consumer.dlq_replay import (
     FILTER_NAMES,
@@ -226,7 +226,7 @@ def hubstream(broker: LocalKafka, *args: str) -> subprocess.CompletedProcess[str
     env = {key: value for key, value in os.environ.items() if not key.startswith("HUBSTREAM_")}
     env.update({"HUBSTREAM_PROFILE": "kafka", "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
                 "COLUMNS": "200"})
-    return subprocess.run([sys.executable, "-m", "hubstream", *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([sys.executable, "-m", "hubstream_cli", *args], capture_output=True, text=True, timeout=60,
                           env=env)
 
 

@@ -25,8 +25,8 @@ from azure.schemaregistry import SchemaFormat
 from azure.schemaregistry.encoder.avroencoder import AvroEncoder
 from typer.testing import CliRunner
 
-from hubstream.cli.registry import app as registry_cli
-from hubstream.discovery import StackInfo
+from hubstream_cli.registry import app as registry_cli
+from devstack.discovery import StackInfo
 from tests.fixtures.registry import RegistryEmulator, running_emulator
 
 API = "?api-version=2022-10"

@@ -46,7 +46,7 @@ def settings(kafka_broker: LocalKafka, registry_emulator: Any, chat_topic: str, 
 
 @pytest.fixture
 def registered(settings: Settings) -> None:
-    from hubstream.provision import provision
+    from devstack.provisioning import provision
 
     provision(settings)
 

@@ -84,7 +84,7 @@ def test_cli_dry_run_changes_nothing(kafka_broker: LocalKafka, consumed_group: t
     group, topic = consumed_group
     env_bootstrap = {"HUBSTREAM_PROFILE": "kafka", "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
     result = subprocess.run(
-        [sys.executable, "-m", "hubstream", "groups", "reset-offsets", "--group", group, "--topic", topic,
+        [sys.executable, "-m", "hubstream_cli", "groups", "reset-offsets", "--group", group, "--topic", topic,
          "--to", "earliest", "--dry-run"],
         capture_output=True, text=True, timeout=60, env={**os.environ, **env_bootstrap, "COLUMNS": "200"},
     )

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hubstream.processes import free_port
-from hubstream.provision import provision
+from hubstream.ports import free_port
+from devstack.provisioning import provision
 from hubstream.settings import Settings
 from tests.fixtures.broker import LocalKafka
 from tests.fixtures.services import CHAT, MINUTES, make_settings, producer_api, write_catalog

@@ -28,7 +28,7 @@ class Cli:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "hubstream", "schemas", *args],
+            [sys.executable, "-m", "hubstream_cli", "schemas", *args],
             cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=60,
         )
 

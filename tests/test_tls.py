@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from hubstream.tls import ensure_tls_files
+from devstack.tls import ensure_tls_files
 
 
 def san(cert_file: Path) -> x509.SubjectAlternativeName:

@@ -1,18 +1,18 @@
-"""Run the emulator over HTTPS: TLS files from the state dir, the SQLite store, the groups, uvicorn."""
+"""Run the emulator over HTTPS: the given certificate, the SQLite store in the state dir, the groups, uvicorn."""
 
 from __future__ import annotations
 
 import errno
 import signal
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from hubstream import ports
 from hubstream.errors import ConfigurationError, PortInUseError
-from hubstream.tls import TlsFiles, ensure_tls_files
 from schemas.emulator.app import create_app
 from schemas.emulator.groups import SchemaGroup, load_groups_file
 from schemas.emulator.store import SchemaStore
@@ -23,13 +23,14 @@ _LOOPBACK = ("", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost")
 @dataclass(frozen=True)
 class ServeOptions:
     state_dir: Path
+    cert_file: Path  # the server certificate (PEM, naming the host); made by whoever starts the emulator
+    key_file: Path
     host: str = "127.0.0.1"
-    port: int = 8443
+    port: int = ports.REGISTRY
     groups_file: Path | None = None
     auth_token: str | None = None
     default_group: str = "hubstream"
     log_level: str = "info"
-    extra_hosts: tuple[str, ...] = field(default=())
 
 
 class EmulatorServer:
@@ -37,7 +38,6 @@ class EmulatorServer:
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
-        self.tls: TlsFiles = ensure_tls_files(options.state_dir, hosts=[options.host, *options.extra_hosts])
         self.store = SchemaStore.in_state_dir(options.state_dir)
         self.groups = _set_up_groups(self.store, options)
         self._socket = _bind(options.host, options.port)
@@ -62,8 +62,8 @@ class EmulatorServer:
         app = create_app(self.store, auth_token=self.options.auth_token)
         config = uvicorn.Config(
             app,
-            ssl_certfile=str(self.tls.cert_file),
-            ssl_keyfile=str(self.tls.key_file),
+            ssl_certfile=str(self.options.cert_file),
+            ssl_keyfile=str(self.options.key_file),
             log_level=self.options.log_level.lower(),
             timeout_graceful_shutdown=5,
         )

@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hubstream.cli.common import StateDirOption, console, fail, load_settings, setup_logging
-from hubstream.discovery import StackInfo
+from hubstream_cli.common import StateDirOption, console, fail, load_settings, setup_logging
+from devstack.discovery import StackInfo
+from hubstream import ports
 from hubstream.errors import ConfigurationError, HubstreamError
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ CaFileOption = Annotated[
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTPS port")] = 8443,
+    port: Annotated[int, typer.Option(help="HTTPS port")] = ports.REGISTRY,
     state_dir: StateDirOption = None,
     groups: Annotated[
         Path | None,
@@ -58,19 +59,22 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM. Data and certificates live under the state dir."""
+    from devstack.tls import ensure_tls_files
     from schemas.emulator.server import EmulatorServer, ServeOptions
 
     settings = load_settings(state_dir)
     setup_logging(settings)
+    tls = ensure_tls_files(settings.state_dir, hosts=[host, *(tls_host or ())])
     options = ServeOptions(
         state_dir=settings.state_dir,
+        cert_file=tls.cert_file,
+        key_file=tls.key_file,
         host=host,
         port=port,
         groups_file=groups,
         auth_token=auth_token,
         default_group=settings.registry.group,
         log_level=settings.log_level,
-        extra_hosts=tuple(tls_host or ()),
     )
     try:
         server = EmulatorServer(options)
@@ -78,7 +82,7 @@ def serve(
         raise fail(exc) from None
     console.print(f"Schema Registry emulator on [bold]{server.url}[/]")
     console.print(f"  fully_qualified_namespace  {server.namespace}")
-    console.print(f"  CA file                    {server.tls.ca_file}")
+    console.print(f"  CA file                    {tls.ca_file}")
     console.print(f"  database                   {server.store.path}")
     console.print(f"  groups                     {', '.join(g.name for g in server.groups)}")
     if auth_token:

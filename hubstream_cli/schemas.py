@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hubstream.cli.common import StateDirOption, console, fail, load_settings
-from hubstream.discovery import with_local_stack
+from hubstream_cli.common import StateDirOption, console, fail, load_settings
+from devstack.discovery import with_local_stack
 from hubstream.errors import ContractError, HubstreamError, RegistryError
 from hubstream.settings import Settings
 from schemas import schema_ops as ops

@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hubstream.cli.common import StateDirOption, console, fail, load_settings
-from hubstream.discovery import with_local_stack
+from hubstream_cli.common import StateDirOption, console, fail, load_settings
+from devstack.discovery import with_local_stack
 from hubstream.errors import HubstreamError
-from hubstream.provision import provision as run_provision
+from devstack.provisioning import provision as run_provision
 
 
 def provision(

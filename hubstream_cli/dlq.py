@@ -9,8 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hubstream.cli.common import StateDirOption, console, fail, load_settings, setup_logging
-from hubstream.discovery import with_local_stack
+from hubstream_cli.common import StateDirOption, console, fail, load_settings, setup_logging
+from devstack.discovery import with_local_stack
 from hubstream.errors import HubstreamError
 from kafka_consumer import dlq_replay
 from kafka_consumer.dlq_replay import ReplaySummary

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hubstream.errors import ConfigurationError
-from hubstream.processes import ChildProcess, ensure_port_free, port_open, wait_until
+from devstack.processes import ChildProcess, wait_until
+from hubstream.ports import ensure_port_free, port_open
 
 
 def broker_binary() -> str:

@@ -20,13 +20,15 @@ from types import FrameType
 
 import httpx
 
-from hubstream.discovery import StackInfo
+from devstack.discovery import StackInfo
 from hubstream.errors import HubstreamError
-from hubstream.local_broker import start_broker
-from hubstream.provision import provision
-from hubstream.processes import ChildProcess, ensure_port_free, wait_until
+from devstack.tansu import start_broker
+from devstack.provisioning import provision
+from devstack.processes import ChildProcess, wait_until
+from hubstream import ports
+from hubstream.ports import ensure_port_free
 from hubstream.settings import Settings
-from hubstream.tls import ensure_tls_files
+from devstack.tls import ensure_tls_files
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,10 @@ DEV_GROUP = "hubstream-dev"
 
 @dataclass(frozen=True)
 class StackPorts:
-    broker: int = 9092
-    registry: int = 8443
-    api: int = 8080
-    consumer_ops: int = 8081
+    broker: int = ports.BROKER
+    registry: int = ports.REGISTRY
+    api: int = ports.PRODUCER_API
+    consumer_ops: int = ports.CONSUMER_OPS
 
 
 @dataclass
@@ -127,7 +129,7 @@ class LocalStack:
                log_to_file: bool) -> ChildProcess:
         child = ChildProcess(
             name,
-            [sys.executable, "-m", "hubstream", *args],
+            [sys.executable, "-m", "hubstream_cli", *args],
             log_file=self.logs / f"{name}.log" if log_to_file else None,
             env=env,
         )

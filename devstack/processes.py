@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from hubstream.errors import HubstreamError, PortInUseError
+from hubstream.errors import HubstreamError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -80,24 +79,6 @@ class ChildProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def ensure_port_free(host: str, port: int, what: str) -> None:
-    """Fail fast with a clear message instead of letting a server hang or die on a taken port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            raise PortInUseError(
-                f"port {port} on {host} (for the {what}) is already in use; stop whatever holds it "
-                f"(e.g. `lsof -i :{port}`) or pick another port with the matching --*-port flag"
-            ) from None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until(
     check: Callable[[], bool], *, timeout: float, what: str, process: ChildProcess | None = None
 ) -> None:
@@ -114,9 +95,3 @@ def wait_until(
         time.sleep(0.05)
     detail = f"\n{process.tail()}" if process is not None else ""
     raise HubstreamError(f"{what} was not ready within {timeout:.0f} s{detail}")
-
-
-def port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0

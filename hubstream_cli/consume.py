@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from hubstream.cli.common import StateDirOption, fail, load_settings, setup_logging
-from hubstream.discovery import with_local_stack
+from hubstream_cli.common import StateDirOption, fail, load_settings, setup_logging
+from devstack.discovery import with_local_stack
 from hubstream.errors import ConfigurationError, HubstreamError
 from hubstream.settings import Settings
 from kafka_consumer.handlers import load_handler, log_event
@@ -46,7 +46,7 @@ def consume(
         typer.Option(min=1, help="Handlers in flight per partition, never two of one key [default: 1, partition order]"),
     ] = None,
     ops_port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port of /metrics, /healthz, /readyz; 0 picks one [default: 8081]")
+        int | None, typer.Option(min=0, max=65535, help="Port of /metrics, /healthz, /readyz; 0 picks one [default: 8081, or a free one when taken]")
     ] = None,
     state_dir: StateDirOption = None,
 ) -> None:

@@ -9,18 +9,21 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from hubstream.cli.common import StateDirOption, console, fail, load_settings, setup_logging
-from hubstream.discovery import STACK_FILE, StackInfo
+from hubstream import ports
+from hubstream_cli.common import StateDirOption, console, fail, load_settings, setup_logging
+from devstack.discovery import STACK_FILE, StackInfo
 from hubstream.errors import HubstreamError
-from hubstream.stack import LocalStack, StackPorts, run_until_signalled
+from devstack.launcher import LocalStack, StackPorts, run_until_signalled
 
 
 def dev(
     state_dir: StateDirOption = None,
-    broker_port: Annotated[int, typer.Option(help="Kafka broker port")] = 9092,
-    registry_port: Annotated[int, typer.Option(help="Schema Registry emulator (HTTPS) port")] = 8443,
-    api_port: Annotated[int, typer.Option(help="Producer HTTP API port")] = 8080,
-    consumer_ops_port: Annotated[int, typer.Option(help="The consumer's /metrics, /healthz, /readyz port")] = 8081,
+    broker_port: Annotated[int, typer.Option(help="Kafka broker port")] = ports.BROKER,
+    registry_port: Annotated[int, typer.Option(help="Schema Registry emulator (HTTPS) port")] = ports.REGISTRY,
+    api_port: Annotated[int, typer.Option(help="Producer HTTP API port")] = ports.PRODUCER_API,
+    consumer_ops_port: Annotated[
+        int, typer.Option(help="The consumer's /metrics, /healthz, /readyz port")
+    ] = ports.CONSUMER_OPS,
     partitions: Annotated[int, typer.Option(min=1, help="Partitions per topic")] = 3,
     consumer: Annotated[bool, typer.Option(help="Also run a consumer-group worker that logs each event")] = True,
 ) -> None:

@@ -10,8 +10,8 @@ from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
 from hubstream import kafka_config
-from hubstream.cli.common import StateDirOption, console, fail, load_settings
-from hubstream.discovery import with_local_stack
+from hubstream_cli.common import StateDirOption, console, fail, load_settings
+from devstack.discovery import with_local_stack
 from hubstream.errors import HubstreamError
 from kafka_consumer.group_offsets import ResetTarget, apply_reset, plan_reset
 

@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from hubstream import kafka_config
 from hubstream.settings import Settings
-from hubstream.topics import ensure_topics
+from devstack.topics import ensure_topics
 from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 

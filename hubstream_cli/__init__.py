@@ -14,7 +14,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # imported here so `hubstream --help` stays fast and modules do not import each other through the app
-    from hubstream.cli import consume, dev, dlq, groups, produce_api, provision, registry, schemas
+    from hubstream_cli import consume, dev, dlq, groups, produce_api, provision, registry, schemas
 
     app.command("dev")(dev.dev)
     app.command("produce-api")(produce_api.produce_api)

@@ -8,8 +8,8 @@ import typer
 import uvicorn
 
 from hubstream import kafka_config
-from hubstream.cli.common import StateDirOption, fail, load_settings, setup_logging
-from hubstream.discovery import with_local_stack
+from hubstream_cli.common import StateDirOption, fail, load_settings, setup_logging
+from devstack.discovery import with_local_stack
 from hubstream.errors import HubstreamError
 from kafka_producer.api import create_app
 

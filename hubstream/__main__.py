@@ -1,3 +1,0 @@
-from hubstream.cli import main
-
-main()

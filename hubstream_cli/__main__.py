@@ -1,0 +1,3 @@
+from hubstream_cli import main
+
+main()
