@@ -64,6 +64,7 @@ class DecodedValue(NamedTuple):
     schema_id: str
     writer_schema_name: str
     format: Format
+    body: bytes  # the plain Avro body, without the legacy format's id prefix
 
 
 class RecordDecodeError(UndecodableRecordError):
@@ -182,7 +183,7 @@ class AvroSerde:
         else:
             decode = self._decoder(plan, reader)
         try:
-            return _new(DecodedValue, (decode(value), plan[0], plan[1], "header"))
+            return _new(DecodedValue, (decode(value), plan[0], plan[1], "header", value))
         except Exception as exc:  # noqa: BLE001 - whatever the body does to the decoder is the body's fault
             raise _body_error(exc, plan, value, headers, reader) from exc
 
@@ -194,7 +195,7 @@ class AvroSerde:
         else:
             decode = self._decoder(plan, reader)
         try:
-            return _new(DecodedValue, (decode(body), plan[0], plan[1], kind))
+            return _new(DecodedValue, (decode(body), plan[0], plan[1], kind, body))
         except Exception as exc:  # noqa: BLE001 - whatever the body does to the decoder is the body's fault
             raise _body_error(exc, plan, value, headers, reader) from exc
 
