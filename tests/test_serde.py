@@ -123,7 +123,7 @@ def test_value_is_the_raw_avro_body_and_the_schema_id_travels_in_a_content_type_
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(CHAT.schema), chat())
     assert encoded.value == body.getvalue()  # no magic byte, no id prefix
-    assert serde.decode(encoded.value, encoded.headers) == DecodedValue(chat(), schema_id, CHAT.name, "header")
+    assert serde.decode(encoded.value, encoded.headers) == DecodedValue(chat(), schema_id, CHAT.name, "header", encoded.value)
 
 
 @pytest.mark.parametrize(("contract", "records"), [(CHAT, chat_records()), (MINUTES, minutes_records())])
@@ -199,10 +199,11 @@ def legacy(schema_id: str, body: bytes) -> bytes:
 
 def test_decodes_the_legacy_format_when_there_is_no_content_type_header(serde: AvroSerde, registry: SchemaRegistry) -> None:
     schema_id = registry.schema_id(MINUTES)
-    value = legacy(schema_id, serde.encode(minutes(), MINUTES).value)
+    body = serde.encode(minutes(), MINUTES).value
+    value = legacy(schema_id, body)
     for headers in (None, [], [("traceparent", b"00-abc-01")]):
         decoded = serde.decode(value, headers)
-        assert decoded == DecodedValue(minutes(), schema_id, MINUTES.name, "legacy")
+        assert decoded == DecodedValue(minutes(), schema_id, MINUTES.name, "legacy", body)
 
 
 def test_the_header_is_preferred_when_the_body_also_looks_like_the_legacy_format(
