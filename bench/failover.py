@@ -46,12 +46,12 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from bench.failover_members import FILE_ENV, Line, read_lines, wait_for  # noqa: E402
 from bench.serde import CONTRACT, chat_responses, local_emulator  # noqa: E402
-from hubstream import kafka_config  # noqa: E402
-from devstack.tansu import start_broker  # noqa: E402
 from devstack.processes import ChildProcess  # noqa: E402
+from devstack.tansu import start_broker  # noqa: E402
+from devstack.topics import ensure_topics  # noqa: E402
+from hubstream import kafka_config  # noqa: E402
 from hubstream.ports import free_port  # noqa: E402
 from hubstream.settings import Settings  # noqa: E402
-from devstack.topics import ensure_topics  # noqa: E402
 from schemas.contracts import load_contracts  # noqa: E402
 from schemas.registry import SchemaRegistry  # noqa: E402
 from schemas.serde import AvroSerde  # noqa: E402

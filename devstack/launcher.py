@@ -21,14 +21,14 @@ from types import FrameType
 import httpx
 
 from devstack.discovery import StackInfo
-from hubstream.errors import HubstreamError
-from devstack.tansu import start_broker
-from devstack.provisioning import provision
 from devstack.processes import ChildProcess, wait_until
+from devstack.provisioning import provision
+from devstack.tansu import start_broker
+from devstack.tls import ensure_tls_files
 from hubstream import ports
+from hubstream.errors import HubstreamError
 from hubstream.ports import ensure_port_free
 from hubstream.settings import Settings
-from devstack.tls import ensure_tls_files
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient
 
+from devstack.topics import ensure_topics
 from hubstream import kafka_config
 from hubstream.settings import Settings
-from devstack.topics import ensure_topics
 from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 

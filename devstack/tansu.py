@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hubstream.errors import ConfigurationError
 from devstack.processes import ChildProcess, wait_until
+from hubstream.errors import ConfigurationError
 from hubstream.ports import ensure_port_free, port_open
 
 

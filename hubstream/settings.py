@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hubstream import ports
+from hubstream.errors import ConfigurationError
 
 Profile = Literal["local", "kafka", "eventhubs"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -137,3 +138,31 @@ class Settings(BaseSettings):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+
+
+def load_settings(**values: object) -> Settings:
+    """Settings from the environment and ``.env`` (``values`` win). Errors name the variable, never its value:
+    a secret put in the wrong variable must not end up in a terminal or a log."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]  # pydantic validates each value
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
+def with_overrides(settings: Settings, group: str, **values: object) -> Settings:
+    """A copy with fields of one group replaced (e.g. command-line options), validated like the environment's."""
+    current = getattr(settings, group)
+    try:
+        updated = type(current).model_validate({**current.model_dump(), **values})
+    except ValidationError as exc:
+        raise settings_error(exc, group) from None
+    return settings.model_copy(update={group: updated})
+
+
+def settings_error(exc: ValidationError, group: str | None = None) -> ConfigurationError:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = [group, *map(str, error["loc"])] if group else [str(part) for part in error["loc"]]
+        variable = "HUBSTREAM_" + "__".join(path).upper()
+        problems.append(f"{variable}: {error['msg']}")
+    return ConfigurationError("invalid settings: " + "; ".join(problems))

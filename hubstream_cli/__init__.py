@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+
+from hubstream.errors import HubstreamError
+from hubstream_cli.common import console
 
 app = typer.Typer(
     name="hubstream",
@@ -14,7 +19,16 @@ app = typer.Typer(
 
 def _register() -> None:
     # imported here so `hubstream --help` stays fast and modules do not import each other through the app
-    from hubstream_cli import consume, dev, dlq, groups, produce_api, provision, registry, schemas
+    from hubstream_cli import (
+        consume,
+        dev,
+        dlq,
+        groups,
+        produce_api,
+        provision,
+        registry,
+        schemas,
+    )
 
     app.command("dev")(dev.dev)
     app.command("produce-api")(produce_api.produce_api)
@@ -27,5 +41,10 @@ def _register() -> None:
 
 
 def main() -> None:
+    """The one error boundary: a hubstream error is printed for a person (no traceback) and exits with 2."""
     _register()
-    app()
+    try:
+        app()
+    except HubstreamError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

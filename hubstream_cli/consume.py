@@ -12,17 +12,17 @@ from typing import Annotated
 
 import typer
 
-from hubstream_cli.common import StateDirOption, fail, load_settings, setup_logging
 from devstack.discovery import with_local_stack
-from hubstream.errors import ConfigurationError, HubstreamError
-from hubstream.settings import Settings
+from hubstream.errors import ConfigurationError
+from hubstream.settings import Settings, with_overrides
+from hubstream_cli.common import StateDirOption, load_settings, setup_logging
+from kafka_consumer.archive import ArchiveSink
 from kafka_consumer.handlers import load_handler, log_event
-from kafka_consumer.ops import OpsServer
+from kafka_consumer.monitoring import MonitoringServer
+from kafka_consumer.processors.handler import HandlerProcessor
 from kafka_consumer.runtime import ConsumerWorker
-from kafka_consumer.sinks.archive import ArchiveSink
+from kafka_consumer.wiring import build_worker
 from schemas.contracts import Contract
-from schemas.registry import SchemaRegistry
-from schemas.serde import AvroSerde
 
 log = logging.getLogger("hubstream.consume")
 
@@ -67,39 +67,31 @@ def consume(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        settings = with_local_stack(load_settings(state_dir))
-        overrides = {k: v for k, v in (("key_concurrency", key_concurrency), ("ops_port", ops_port)) if v is not None}
-        if overrides:
-            settings = settings.model_copy(update={"consumer": settings.consumer.model_copy(update=overrides)})
-        setup_logging(settings)
-        registry = SchemaRegistry.from_settings(settings)
-        worker = ConsumerWorker(
-            settings,
-            group=group,
-            topics=topic,
-            handler=None if sink else (load_handler(handler) if handler else log_event),
-            sink=_sink(sink, handler, settings) if sink else None,
-            serde=AvroSerde(registry),
-            readers=_readers(reader or []),
-        )
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    settings = with_local_stack(load_settings(state_dir))
+    overrides = {k: v for k, v in (("key_concurrency", key_concurrency), ("ops_port", ops_port)) if v is not None}
+    settings = with_overrides(settings, "consumer", **overrides)
+    setup_logging(settings)
+    if sink and handler:
+        raise ConfigurationError("choose either --handler or --sink, not both")
+    worker = build_worker(
+        settings,
+        group=group,
+        topics=topic,
+        handler=None if sink else (load_handler(handler) if handler else log_event),
+        sink=_sink(sink, settings) if sink else None,
+        readers=_readers(reader or []),
+    )
     if stopping.is_set():
         worker.stop()
-    try:
-        with OpsServer(worker, settings.consumer.ops_host, settings.consumer.ops_port) as ops:
-            log.info("group %s: ops endpoint on %s (/metrics, /healthz, /readyz)", group, ops.url,
-                     extra={"event": "ops_endpoint", "group": group, "url": ops.url})
-            worker.run()
-    except HubstreamError as exc:
-        raise fail(exc) from None
-    finally:
-        registry.close()
-    if worker.abandoned_handlers:
+    with MonitoringServer(worker, settings.consumer.ops_host, settings.consumer.ops_port) as ops:
+        log.info("group %s: ops endpoint on %s (/metrics, /healthz, /readyz)", group, ops.url,
+                 extra={"event": "ops_endpoint", "group": group, "url": ops.url})
+        worker.run()
+    abandoned = worker.processor.abandoned_threads if isinstance(worker.processor, HandlerProcessor) else 0
+    if abandoned:
         # their threads cannot be interrupted, and the interpreter would wait for them at exit
         log.error("exiting with %d handler(s) still running; their records were not committed and go to the "
-                  "partitions' next owners", worker.abandoned_handlers)
+                  "partitions' next owners", abandoned)
         logging.shutdown()
         os._exit(0)
 
@@ -118,9 +110,7 @@ def _readers(specs: list[str]) -> dict[str, Contract]:
     return readers
 
 
-def _sink(spec: str, handler: str | None, settings: Settings) -> ArchiveSink:
-    if handler:
-        raise ConfigurationError("choose either --handler or --sink, not both")
+def _sink(spec: str, settings: Settings) -> ArchiveSink:
     kind, sep, target = spec.partition(":")
     if kind != "archive" or not sep or not target:
         raise ConfigurationError(f"--sink {spec!r}: the only sink is archive:DIR")

@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from hubstream import ports
-from hubstream_cli.common import StateDirOption, console, fail, load_settings, setup_logging
 from devstack.discovery import STACK_FILE, StackInfo
-from hubstream.errors import HubstreamError
 from devstack.launcher import LocalStack, StackPorts, run_until_signalled
+from hubstream import ports
+from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
 
 
 def dev(
@@ -36,10 +35,7 @@ def dev(
         partitions=partitions,
         with_consumer=consumer,
     )
-    try:
-        run_until_signalled(stack, on_ready=lambda info: _print_ready(info, stack.state_dir))
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    run_until_signalled(stack, on_ready=lambda info: _print_ready(info, stack.state_dir))
     console.print("[green]stack stopped[/]")
 
 

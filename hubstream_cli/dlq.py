@@ -6,14 +6,20 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from hubstream_cli.common import StateDirOption, console, fail, load_settings, setup_logging
 from devstack.discovery import with_local_stack
-from hubstream.errors import HubstreamError
-from kafka_consumer import dlq_replay
-from kafka_consumer.dlq_replay import ReplaySummary
+from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
+from kafka_consumer.admin import dlq_replay
+from kafka_consumer.admin.dlq_replay import ReplaySummary
 
 app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
 
@@ -46,18 +52,15 @@ def replay(
     The group's offsets are committed once every record was acknowledged, so a re-run replays only what was
     dead-lettered since. A run that stops early replays the same records again (consumers dedupe by eventId).
     """
-    try:
-        filters = dlq_replay.parse_filters(filter_ or [])
-        settings = with_local_stack(load_settings(state_dir))
-        with _progress_bar() as bar:
-            setup_logging(settings)  # inside the bar: log lines then print above it instead of through it
-            task = bar.add_task(f"reading {topic}", total=None)
-            summary = asyncio.run(dlq_replay.replay(
-                settings, topic, to=to, filters=filters, group=group, from_beginning=from_beginning, dry_run=dry_run,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            ))
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    filters = dlq_replay.parse_filters(filter_ or [])
+    settings = with_local_stack(load_settings(state_dir))
+    with _progress_bar() as bar:
+        setup_logging(settings)  # inside the bar: log lines then print above it instead of through it
+        task = bar.add_task(f"reading {topic}", total=None)
+        summary = asyncio.run(dlq_replay.replay(
+            settings, topic, to=to, filters=filters, group=group, from_beginning=from_beginning, dry_run=dry_run,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        ))
     _print_summary(summary)
 
 

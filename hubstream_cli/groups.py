@@ -9,11 +9,10 @@ import typer
 from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
-from hubstream import kafka_config
-from hubstream_cli.common import StateDirOption, console, fail, load_settings
 from devstack.discovery import with_local_stack
-from hubstream.errors import HubstreamError
-from kafka_consumer.group_offsets import ResetTarget, apply_reset, plan_reset
+from hubstream import kafka_config
+from hubstream_cli.common import StateDirOption, console, load_settings
+from kafka_consumer.admin.group_offsets import ResetTarget, apply_reset, plan_reset
 
 app = typer.Typer(help="Consumer-group operations.", no_args_is_help=True)
 
@@ -35,18 +34,15 @@ def reset_offsets(
     Refused while the group has active members: stop its consumers first.
     """
     if to not in ("earliest", "latest", "datetime", "offset"):
-        raise fail(HubstreamError(f"--to must be earliest, latest, datetime or offset (got {to!r})"))
+        raise typer.BadParameter(f"--to must be earliest, latest, datetime or offset (got {to!r})")
     target: ResetTarget = to  # type: ignore[assignment]
-    try:
-        admin = AdminClient(kafka_config.admin_config(with_local_stack(load_settings(state_dir))))
-        changes = plan_reset(admin, group, topic, target, at=at, offset=offset)
-        table = Table("topic", "partition", "current", "new", title=f"group {group}" + (" (dry run)" if dry_run else ""))
-        for change in changes:
-            table.add_row(change.topic, str(change.partition), "-" if change.current is None else str(change.current),
-                          str(change.new))
-        console.print(table)
-        if not dry_run:
-            apply_reset(admin, group, changes)
-            console.print(f"[green]offsets of {group} reset[/]")
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    admin = AdminClient(kafka_config.admin_config(with_local_stack(load_settings(state_dir))))
+    changes = plan_reset(admin, group, topic, target, at=at, offset=offset)
+    table = Table("topic", "partition", "current", "new", title=f"group {group}" + (" (dry run)" if dry_run else ""))
+    for change in changes:
+        table.add_row(change.topic, str(change.partition), "-" if change.current is None else str(change.current),
+                      str(change.new))
+    console.print(table)
+    if not dry_run:
+        apply_reset(admin, group, changes)
+        console.print(f"[green]offsets of {group} reset[/]")

@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from hubstream import kafka_config
-from hubstream_cli.common import StateDirOption, fail, load_settings, setup_logging
 from devstack.discovery import with_local_stack
-from hubstream.errors import HubstreamError
+from hubstream import kafka_config
+from hubstream_cli.common import StateDirOption, load_settings, setup_logging
 from kafka_producer.api import create_app
 
 
@@ -20,11 +19,8 @@ def produce_api(
     port: Annotated[int | None, typer.Option(help="Port [default: settings api.port]")] = None,
 ) -> None:
     """Serve the producer HTTP API (POST /v1/topics/{topic}/events)."""
-    try:
-        settings = with_local_stack(load_settings(state_dir))
-        kafka_config.producer_config(settings)  # fail at start on bad settings, e.g. a broken connection string
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    settings = with_local_stack(load_settings(state_dir))
+    kafka_config.producer_config(settings)  # fail at start on bad settings, e.g. a broken connection string
     setup_logging(settings)
     uvicorn.run(
         create_app(settings),

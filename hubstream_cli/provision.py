@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hubstream_cli.common import StateDirOption, console, fail, load_settings
 from devstack.discovery import with_local_stack
-from hubstream.errors import HubstreamError
 from devstack.provisioning import provision as run_provision
+from hubstream_cli.common import StateDirOption, console, load_settings
 
 
 def provision(
@@ -18,10 +17,7 @@ def provision(
     partitions: Annotated[int, typer.Option(min=1, help="Partitions for topics the catalog gives no count")] = 3,
 ) -> None:
     """Create the catalog's topics and their dead-letter topics (not on Event Hubs), and register every contract."""
-    try:
-        result = run_provision(with_local_stack(load_settings(state_dir)), default_partitions=partitions)
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    result = run_provision(with_local_stack(load_settings(state_dir)), default_partitions=partitions)
     table = Table("topic", "partitions", "created")
     for topic, count in {**result.topics, **result.dead_letter_topics}.items():
         if not result.topics_created_here:

@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hubstream_cli.common import StateDirOption, console, fail, load_settings, setup_logging
 from devstack.discovery import StackInfo
 from hubstream import ports
-from hubstream.errors import ConfigurationError, HubstreamError
+from hubstream.errors import ConfigurationError
+from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
 
 if TYPE_CHECKING:
     from schemas.emulator.admin_client import EmulatorAdminClient
@@ -76,10 +76,7 @@ def serve(
         default_group=settings.registry.group,
         log_level=settings.log_level,
     )
-    try:
-        server = EmulatorServer(options)
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    server = EmulatorServer(options)
     console.print(f"Schema Registry emulator on [bold]{server.url}[/]")
     console.print(f"  fully_qualified_namespace  {server.namespace}")
     console.print(f"  CA file                    {tls.ca_file}")
@@ -107,11 +104,8 @@ def group_create(
         fmt, mode = SchemaFormat.parse(fmt), Compatibility.parse(compatibility)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    try:
-        with _admin_client(url, ca_file, state_dir) as client:
-            group = client.put_group(name, format=fmt.value, compatibility=mode.value)
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    with _admin_client(url, ca_file, state_dir) as client:
+        group = client.put_group(name, format=fmt.value, compatibility=mode.value)
     note = "" if group["compatibility_in_azure"] else " (hubstream extension: Azure has no such mode)"
     console.print(f"schema group [bold]{group['name']}[/]: {group['format']}, {group['compatibility']}{note}")
 
@@ -119,11 +113,8 @@ def group_create(
 @group_app.command("list")
 def group_list(url: UrlOption = None, ca_file: CaFileOption = None, state_dir: StateDirOption = None) -> None:
     """List schema groups with their format, compatibility mode and how many schemas they hold."""
-    try:
-        with _admin_client(url, ca_file, state_dir) as client:
-            groups = client.list_groups()
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    with _admin_client(url, ca_file, state_dir) as client:
+        groups = client.list_groups()
     table = Table("group", "format", "compatibility", "schemas", "versions")
     for group in groups:
         mode = group["compatibility"] + ("" if group["compatibility_in_azure"] else " *")

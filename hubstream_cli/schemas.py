@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hubstream_cli.common import StateDirOption, console, fail, load_settings
 from devstack.discovery import with_local_stack
 from hubstream.errors import ContractError, HubstreamError, RegistryError
 from hubstream.settings import Settings
+from hubstream_cli.common import StateDirOption, console, load_settings
 from schemas import schema_ops as ops
 from schemas.compatibility import Finding, Mode, UnknownModeError
 from schemas.contracts import Contract, load_contracts
@@ -54,22 +54,19 @@ def check(
     if against.startswith("git:") and quota is not None:
         raise typer.BadParameter("--quota needs --against registry (it counts registered versions)")
     usage: ops.QuotaUsage | None = None
-    try:
-        if against == "registry":
-            settings = _settings(state_dir)
-            contracts = _contracts(settings)
-            group = ops.emulator_group(settings)
-            effective = chosen or (group.mode if group is not None else ops.DEFAULT_MODE)
-            with SchemaRegistry.from_settings(settings) as registry:
-                checks, history = ops.check_against_registry(registry, contracts.values(), effective)
-            if quota is not None:
-                usage = ops.quota_usage(quota, checks, history, group)
-        else:
-            settings = load_settings(state_dir)
-            effective = chosen or ops.DEFAULT_MODE
-            checks = ops.check_against_git(_contracts(settings).values(), against.removeprefix("git:"), effective)
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    if against == "registry":
+        settings = _settings(state_dir)
+        contracts = _contracts(settings)
+        group = ops.emulator_group(settings)
+        effective = chosen or (group.mode if group is not None else ops.DEFAULT_MODE)
+        with SchemaRegistry.from_settings(settings) as registry:
+            checks, history = ops.check_against_registry(registry, contracts.values(), effective)
+        if quota is not None:
+            usage = ops.quota_usage(quota, checks, history, group)
+    else:
+        settings = load_settings(state_dir)
+        effective = chosen or ops.DEFAULT_MODE
+        checks = ops.check_against_git(_contracts(settings).values(), against.removeprefix("git:"), effective)
     compatible = all(c.compatible for c in checks)
     if as_json:
         result = {"against": against, "mode": effective.value, "compatible": compatible,
@@ -103,9 +100,9 @@ def register(
                 version = versions[-1].version if status is ops.Status.UNCHANGED else len(versions) + 1
                 schema_id = None if dry_run else registry.register(contract)
                 rows.append({"name": contract.name, "status": status.value, "version": version, "id": schema_id})
-    except HubstreamError as exc:
-        _print_register(rows, dry_run, as_json)
-        raise fail(exc) from None
+    except HubstreamError:
+        _print_register(rows, dry_run, as_json)  # what was registered before the failure
+        raise
     _print_register(rows, dry_run, as_json)
 
 
@@ -115,13 +112,10 @@ def list_schemas(as_json: JsonOption = False, state_dir: StateDirOption = None) 
 
     Azure's API cannot list a group's schema names, so the names come from the contracts directory.
     """
-    try:
-        settings = _settings(state_dir)
-        contracts = _contracts(settings)
-        with SchemaRegistry.from_settings(settings) as registry:
-            listed = {name: [v.version for v in ops.registered_versions(registry, name)] for name in contracts}
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    settings = _settings(state_dir)
+    contracts = _contracts(settings)
+    with SchemaRegistry.from_settings(settings) as registry:
+        listed = {name: [v.version for v in ops.registered_versions(registry, name)] for name in contracts}
     if as_json:
         print(json.dumps({"group": settings.registry.group, "schemas": listed}, indent=2))
         return
@@ -138,12 +132,9 @@ def show(
     state_dir: StateDirOption = None,
 ) -> None:
     """Print one version of a schema as pretty JSON."""
-    try:
-        with SchemaRegistry.from_settings(_settings(state_dir)) as registry:
-            chosen = version if version is not None else _latest(registry, name)
-            text = ops.schema_version(registry, name, chosen)
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    with SchemaRegistry.from_settings(_settings(state_dir)) as registry:
+        chosen = version if version is not None else _latest(registry, name)
+        text = ops.schema_version(registry, name, chosen)
     print(ops.pretty(text))
 
 
@@ -155,12 +146,9 @@ def diff(
     state_dir: StateDirOption = None,
 ) -> None:
     """Unified diff of versions A and B, and the compatibility findings between them both ways."""
-    try:
-        with SchemaRegistry.from_settings(_settings(state_dir)) as registry:
-            old = ops.RegisteredVersion(a, ops.schema_version(registry, name, a))
-            new = ops.RegisteredVersion(b, ops.schema_version(registry, name, b))
-    except HubstreamError as exc:
-        raise fail(exc) from None
+    with SchemaRegistry.from_settings(_settings(state_dir)) as registry:
+        old = ops.RegisteredVersion(a, ops.schema_version(registry, name, a))
+        new = ops.RegisteredVersion(b, ops.schema_version(registry, name, b))
     text, backward, forward = ops.diff_versions(name, old, new)
     print(text or "(no difference)")  # plain, so it can be piped to patch or a pager
     _print_findings(f"v{b} reading data written with v{a} (backward)", backward)

@@ -14,22 +14,26 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from hubstream.errors import ConfigurationError
 from kafka_consumer.metrics import WorkerMetrics
 
-log = logging.getLogger("kafka_consumer.runtime")
+if TYPE_CHECKING:
+    from kafka_consumer.partitions import OwnedPartitions
+
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 
 
 @dataclass(frozen=True)
 class CommitPolicy:
-    interval_s: float = 1.0
-    every_records: int = 1_000
-    max_per_second: float = 2.0
+    interval_s: float
+    every_records: int
+    max_per_second: float
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or self.every_records < 1 or self.max_per_second <= 0:
@@ -83,6 +87,15 @@ class Committer:
         self.group = group
         self.schedule = CommitSchedule(policy, clock)
         self._metrics = metrics
+
+    def commit_owned(self, consumer: Consumer, owned: OwnedPartitions, limit: Callable[[TP], int | None], *,
+                     force: bool, only: set[TP] | None = None) -> None:
+        """Commit what the owned partitions may commit now (``only`` some of them) and remember what was taken."""
+        points = owned.commit_points(limit, only)
+        for tp, offset in self.commit(consumer, points, force=force).items():
+            state = owned.get(tp)
+            if state is not None:
+                state.offsets.mark_committed(offset)
 
     def commit(self, consumer: Consumer, points: dict[TP, int], *, force: bool) -> dict[TP, int]:
         """Commit the partitions that are due (all of `points` when forced, once the cap allows); returns the

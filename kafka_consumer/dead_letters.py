@@ -26,7 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Message
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from hubstream.errors import BrokerError, HubstreamError
 from kafka_producer.producer import AsyncProducer, Delivery

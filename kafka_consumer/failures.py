@@ -33,9 +33,9 @@ class PermanentError(HubstreamError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5
-    initial_backoff_s: float = 0.2
-    max_backoff_s: float = 10.0
+    attempts: int
+    initial_backoff_s: float
+    max_backoff_s: float
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.initial_backoff_s < 0 or self.max_backoff_s < 0:

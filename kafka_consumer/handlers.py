@@ -12,7 +12,7 @@ from kafka_consumer.events import ConsumedEvent
 
 Handler = Callable[[ConsumedEvent], None] | Callable[[ConsumedEvent], Awaitable[None]]
 
-log = logging.getLogger("hubstream.events")
+log = logging.getLogger(__name__)
 
 
 def log_event(event: ConsumedEvent) -> None:

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-log = logging.getLogger("kafka_consumer.runtime")
+from confluent_kafka import TopicPartition
+
+log = logging.getLogger(__name__)
 
 State = Literal["starting", "owner", "standby", "stopping", "stopped"]
 TP = tuple[str, int]
@@ -123,3 +125,15 @@ class HandlerWatch:
                 stuck[(tp, offset)] = f"handler for {tp[0]}[{tp[1]}]@{offset} stuck for {elapsed:.0f} s"
         self._warned &= {(tp, offset) for tp, offset, _ in running}
         self._health.stuck_handlers = stuck
+
+
+def log_rebalance(group: str, what: str, member: str | None, partitions: list[TopicPartition], owned: frozenset[TP],
+                  empty: str) -> None:
+    """One line per assign, revoke or loss, naming the member and what it owns afterwards."""
+    names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+    owns = [f"{t}[{p}]" for t, p in sorted(owned)]
+    level = logging.WARNING if what == "lost" else logging.INFO
+    log.log(level, "group %s: member %s %s %s; owns %s", group, member, what, names or empty,
+            ", ".join(owns) or "nothing",
+            extra={"event": f"partitions_{what}", "group": group, "member_id": member,
+                   "partitions": names.split(", ") if names else [], "owned": owns})

@@ -1,8 +1,9 @@
-"""A worker's processing knobs: ConsumerSettings in the units the runtime uses."""
+"""A worker's processing knobs: ConsumerSettings in the units the runtime uses (built only from the settings,
+so the defaults live in one place: hubstream.settings.ConsumerSettings)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hubstream.settings import Settings
 from kafka_consumer.commits import CommitPolicy
@@ -13,16 +14,16 @@ from kafka_consumer.failures import RetryPolicy
 class WorkerOptions:
     """The processing knobs of ConsumerSettings, in the units the runtime uses."""
 
-    key_concurrency: int = 1
-    handler_threads: int = 8
-    max_pending_per_partition: int = 500
-    handler_budget_s: float = 150.0
-    stuck_after_s: float = 300.0
-    drain_timeout_s: float = 15.0
-    commit: CommitPolicy = field(default_factory=CommitPolicy)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    dead_letter: bool = True
-    dead_letter_suffix: str = ".dlq"
+    key_concurrency: int
+    handler_threads: int
+    max_pending_per_partition: int
+    handler_budget_s: float
+    stuck_after_s: float
+    drain_timeout_s: float
+    commit: CommitPolicy
+    retry: RetryPolicy
+    dead_letter: bool
+    dead_letter_suffix: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerOptions:

@@ -9,14 +9,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from hubstream.settings import Settings
 from devstack.topics import ensure_topics
+from hubstream.settings import Settings
+from kafka_consumer.admin.group_offsets import apply_reset, plan_reset
+from kafka_consumer.archive import ArchiveSink, archive_offsets, read_archive
 from kafka_consumer.dead_letters import read_dead_letter
-from kafka_consumer.group_offsets import apply_reset, plan_reset
-from kafka_consumer.runtime import ConsumerWorker
-from kafka_consumer.sinks.archive import ArchiveSink, archive_offsets, read_archive
-from schemas.registry import SchemaRegistry
-from schemas.serde import AvroSerde
+from kafka_consumer.wiring import build_worker
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
 from tests.test_dead_letters import read_all
@@ -33,9 +31,7 @@ def archive_until(settings: Settings, group: str, topic: str, root: Path, expect
     import threading
     import time
 
-    registry = SchemaRegistry.from_settings(settings)
-    worker = ConsumerWorker(settings, group=group, topics=[topic], serde=AvroSerde(registry),
-                            sink=ArchiveSink(root, max_age_s=0.5))
+    worker = build_worker(settings, group=group, topics=[topic], sink=ArchiveSink(root, max_age_s=0.5))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 40
@@ -45,7 +41,6 @@ def archive_until(settings: Settings, group: str, topic: str, root: Path, expect
     time.sleep(1.2)  # a commit interval
     worker.stop()
     thread.join(30)
-    registry.close()
 
 
 @dataclass

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from hubstream.settings import Settings
-from kafka_consumer.sinks.archive import archive_offsets, read_archive
-from kafka_consumer.sinks.archive_layout import final_files, partition_dir
+from kafka_consumer.archive import archive_offsets, read_archive
+from kafka_consumer.archive.layout import final_files, partition_dir
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
 from tests.fixtures.workers import WorkerPool

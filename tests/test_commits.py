@@ -32,7 +32,7 @@ def test_commits_on_the_interval_and_on_the_record_count_but_never_above_the_rat
 
 def test_forced_commits_wait_out_the_rest_of_the_gap() -> None:
     clock = Clock()
-    schedule = CommitSchedule(CommitPolicy(max_per_second=4.0), clock)
+    schedule = CommitSchedule(CommitPolicy(interval_s=1.0, every_records=1_000, max_per_second=4.0), clock)
     assert schedule.wait_before_forced([TP]) == 0.0
     schedule.sent(TP)
     clock.now += 0.1
@@ -41,7 +41,7 @@ def test_forced_commits_wait_out_the_rest_of_the_gap() -> None:
 
 def test_the_cap_survives_a_partition_being_revoked_and_assigned_back() -> None:
     clock = Clock()
-    schedule = CommitSchedule(CommitPolicy(max_per_second=2.0), clock)
+    schedule = CommitSchedule(CommitPolicy(interval_s=1.0, every_records=1_000, max_per_second=2.0), clock)
     schedule.sent(TP)
     schedule.forget(TP)
     clock.now += 0.1

@@ -3,6 +3,8 @@ revocation, and the ops endpoint."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import random
 import threading
@@ -16,10 +18,17 @@ import pytest
 
 from hubstream.settings import Settings
 from kafka_consumer.events import ConsumedEvent
-from kafka_consumer.ops import OpsServer
+from kafka_consumer.monitoring import MonitoringServer
 from kafka_consumer.options import WorkerOptions
 from tests.fixtures.broker import LocalKafka, unique
-from tests.fixtures.services import CHAT, commit_spy, make_settings, produce_events, running_worker, write_catalog
+from tests.fixtures.services import (
+    CHAT,
+    commit_spy,
+    make_settings,
+    produce_events,
+    running_worker,
+    write_catalog,
+)
 from tests.test_end_to_end import chat_event
 
 
@@ -181,10 +190,10 @@ def test_ops_endpoint_reports_owner_standby_and_metrics(
     seen: list[int] = []
     group = unique("ops")
     with running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as owner, \
-            OpsServer(owner) as ops:
+            MonitoringServer(owner) as ops:
         wait_until(lambda: len(seen) == 10, 30, "the records")
         with running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as second, \
-                OpsServer(second) as second_ops:
+                MonitoringServer(second) as second_ops:
             def states() -> set[str]:
                 return {httpx.get(f"{url}/readyz", timeout=5).json()["state"] for url in (ops.url, second_ops.url)}
             wait_until(lambda: states() == {"owner", "standby"}, 30, "one owner and one standby")
@@ -228,8 +237,8 @@ def test_a_handler_over_its_budget_is_logged_and_one_stuck_past_the_limit_makes_
     topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1)
     produce_events(settings, topic, [chat_event("conv-1", 0)])
     release = threading.Event()
-    options = WorkerOptions(handler_budget_s=0.5, stuck_after_s=2.0)
-    with caplog.at_level("WARNING", logger="kafka_consumer.runtime"), \
+    options = dataclasses.replace(WorkerOptions.from_settings(settings), handler_budget_s=0.5, stuck_after_s=2.0)
+    with caplog.at_level("WARNING", logger="kafka_consumer"), \
             running_worker(settings, unique("stuck"), [topic], lambda e: release.wait(30), options=options) as worker:
         wait_until(lambda: not worker.status().healthy, 30, "the stuck handler to be reported")
         [problem] = worker.status().problems

@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from hubstream.settings import Settings
 from devstack.topics import ensure_topics
+from hubstream.settings import Settings
 from kafka_consumer import dead_letters as dlq
+from kafka_consumer.admin.dlq_replay import replay
 from kafka_consumer.events import ConsumedEvent
-from kafka_consumer.dlq_replay import replay
 from kafka_consumer.failures import PermanentError
-from kafka_consumer.ops import OpsServer
+from kafka_consumer.monitoring import MonitoringServer
 from schemas.contracts import Catalog
 from schemas.natural_json import NaturalJson
 from schemas.registry import SchemaRegistry
@@ -176,7 +176,7 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
 
     group = unique("dlqfail")
     with running_worker(settings, group, [topic], lambda e: handled.append(e.offset)) as worker, \
-            OpsServer(worker) as ops:
+            MonitoringServer(worker) as ops:
         wait_until(lambda: not worker.status().healthy, 30, "the worker to report the stop")
         health = httpx.get(f"{ops.url}/healthz", timeout=5)
         time.sleep(1.5)  # commits keep running for the partition's finished prefix

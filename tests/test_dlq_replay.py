@@ -20,7 +20,7 @@ from confluent_kafka import Message, Producer
 from hubstream.settings import Settings
 from devstack.topics import ensure_topics
 from kafka_consumer import dead_letters as dlq
-from kafka_consumer.dlq_replay import (
+from kafka_consumer.admin.dlq_replay import (
     FILTER_NAMES,
     ReplayIncompleteError,
     ReplaySummary,

@@ -15,7 +15,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from kafka_consumer.group_offsets import ActiveGroupError, apply_reset, plan_reset
+from kafka_consumer.admin.group_offsets import ActiveGroupError, apply_reset, plan_reset
 from tests.fixtures.broker import LocalKafka, unique
 
 

@@ -1,4 +1,4 @@
-from kafka_consumer.key_order import KeyOrderedQueue
+from kafka_consumer.processors.key_order import KeyOrderedQueue
 
 
 def test_one_at_a_time_keeps_partition_order() -> None:

@@ -7,6 +7,8 @@ order allows (key_order.KeyOrderedQueue) and reports back through a thread-safe 
     Halted(lane, tp, offset, reason)   the record could not be finished (its dead letter could not be written,
                                        or the registry stayed unreachable): the lane takes nothing more
 
+(kafka_consumer.processing defines both.)
+
 Async handlers run on the loop; plain ones in a thread pool, so a slow handler holds up only its own key (or
 partition). Lanes have ids: a partition revoked and assigned again gets a new lane, and reports from the old one
 are ignored by the worker.
@@ -18,12 +20,11 @@ import asyncio
 import inspect
 import logging
 import queue
-import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from confluent_kafka import Message
 
@@ -32,10 +33,12 @@ from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter, where
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.failures import Failed, RetryPolicy, call_with_retries
 from kafka_consumer.handlers import Handler
-from kafka_consumer.key_order import KeyOrderedQueue
+from kafka_consumer.loop_thread import LoopThread
 from kafka_consumer.metrics import WorkerMetrics
+from kafka_consumer.processing import Completed, Halted, Lane, Report
+from kafka_consumer.processors.key_order import KeyOrderedQueue
 
-log = logging.getLogger("kafka_consumer.runtime")
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 R = TypeVar("R")
@@ -49,24 +52,6 @@ class Work:
     event: ConsumedEvent | None = None
     poison: BaseException | None = None  # undecodable: dead-letter at once
     decode: Callable[[Message], ConsumedEvent] | None = None  # the registry was unreachable: decode again
-
-
-@dataclass(frozen=True)
-class Completed:
-    lane: int
-    tp: TP
-    offset: int
-
-
-@dataclass(frozen=True)
-class Halted:
-    lane: int
-    tp: TP
-    offset: int
-    reason: str
-
-
-Report = Completed | Halted
 
 
 @dataclass
@@ -108,8 +93,8 @@ class Dispatcher:
         self._lanes: dict[int, _Lane] = {}
         self._running: dict[tuple[int, int], tuple[TP, int, float]] = {}
         self.abandoned_threads = 0  # plain handlers still running after their lane was closed
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="hubstream-dispatch", daemon=True)
+        self._thread = LoopThread("hubstream-dispatch")
+        self._loop = self._thread.loop
 
     # --- called from the poll thread ----------------------------------------------------------------
 
@@ -117,15 +102,15 @@ class Dispatcher:
         self._thread.start()
         if self._make_dead_letters is not None:
             # the producer is made on the loop, where its delivery futures resolve
-            self._dead_letters = self.call(self._async(self._make_dead_letters))
+            self._dead_letters = self._thread.call(self._async(self._make_dead_letters))
 
-    def open_lane(self, lane: int, tp: TP) -> None:
-        self._loop.call_soon_threadsafe(self._open, lane, tp)
+    def open_lane(self, lane: Lane) -> None:
+        self._thread.call_soon(self._open, lane)
 
     def submit(self, works: list[tuple[int, Work]]) -> None:
         """Hand fetched records to their lanes, in order (one wake-up of the loop for the whole batch)."""
         if works:
-            self._loop.call_soon_threadsafe(self._submit, works)
+            self._thread.call_soon(self._submit, works)
 
     def close_lanes(self, lanes: list[int], timeout_s: float) -> list[tuple[TP, int]]:
         """Stop the lanes: drop waiting records, wait for running ones (bounded), cancel the rest.
@@ -135,39 +120,25 @@ class Dispatcher:
         """
         if not lanes:
             return []
-        return self.call(self._close(lanes, timeout_s), timeout_s + 10)
+        return self._thread.call(self._close(lanes, timeout_s), timeout_s + 10)
 
     def running(self) -> list[tuple[TP, int, float]]:
         """(partition, offset, monotonic start) of every record being handled now."""
         return list(self._running.values())
 
-    def call(self, coro: Coroutine[Any, Any, R], timeout_s: float | None = None) -> R:
-        """Run a coroutine on the loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
-
-    def dead_letter(self, message: Message, error: BaseException, attempts: int) -> None:
-        """Dead-letter a record now (used by sinks); raises DeadLetterError, or the error itself when disabled."""
-        if self._dead_letters is None:
-            raise error
-        self.call(self._dead_letters.write(message, error, attempts))
-        self._metrics.for_topic(self.group, message.topic()).dead_lettered.inc()
-
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self._thread.is_alive():
+        if self._thread.running:
             try:
-                self.call(self._close(list(self._lanes), 0), timeout_s)
+                self._thread.call(self._close(list(self._lanes), 0), timeout_s)
                 if self._dead_letters is not None:
-                    self.call(self._dead_letters.close(), timeout_s)
+                    self._thread.call(self._dead_letters.close(), timeout_s)
                     self._dead_letters = None  # frees the librdkafka handle, which would keep reconnecting
             except TimeoutError:
                 log.error("group %s: the handler loop did not stop within %.0f s (an async handler blocks it)",
                           self.group, timeout_s)
             finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._thread.join(timeout_s)
+                self._thread.stop(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if not self._thread.is_alive():
-            self._loop.close()
 
     # --- on the loop ----------------------------------------------------------------------------------
 
@@ -175,8 +146,8 @@ class Dispatcher:
     async def _async(factory: Callable[[], R]) -> R:
         return factory()
 
-    def _open(self, lane_id: int, tp: TP) -> None:
-        self._lanes[lane_id] = _Lane(lane_id, tp, KeyOrderedQueue(self._concurrency))
+    def _open(self, lane: Lane) -> None:
+        self._lanes[lane.id] = _Lane(lane.id, lane.tp, KeyOrderedQueue(self._concurrency))
 
     def _submit(self, works: list[tuple[int, Work]]) -> None:
         touched: dict[int, _Lane] = {}

@@ -1,4 +1,4 @@
-"""A worker's ops endpoint: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz`` (kafka_consumer.health).
+"""A worker's monitoring endpoint (``--ops-port``): ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz`` (kafka_consumer.health).
 
 Served by uvicorn in a thread of its own, so it answers even while handlers keep the dispatcher busy. Both
 health routes answer 200 or 503 with the worker's status as JSON (state, member id, partitions, problems).
@@ -15,15 +15,15 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from hubstream.errors import HubstreamError
 from hubstream import ports
+from hubstream.errors import HubstreamError
 from hubstream.ports import ensure_port_free, free_port, port_free, port_open
 from kafka_consumer.runtime import ConsumerWorker
 
 _START_TIMEOUT_S = 20.0
 
 
-def create_ops_app(worker: ConsumerWorker) -> FastAPI:
+def create_monitoring_app(worker: ConsumerWorker) -> FastAPI:
     app = FastAPI(title=f"hubstream worker ({worker.group})", docs_url=None, redoc_url=None)
 
     @app.get("/metrics")
@@ -43,8 +43,8 @@ def create_ops_app(worker: ConsumerWorker) -> FastAPI:
     return app
 
 
-class OpsServer:
-    """``with OpsServer(worker, host, port) as server:`` serves the ops routes at ``server.url``."""
+class MonitoringServer:
+    """``with MonitoringServer(worker, host, port) as server:`` serves the ops routes at ``server.url``."""
 
     def __init__(self, worker: ConsumerWorker, host: str = "127.0.0.1", port: int | None = None) -> None:
         if port is None:  # the default port, unless another worker on this machine holds it
@@ -54,7 +54,7 @@ class OpsServer:
         else:
             ensure_port_free(host, port, "worker's ops endpoint (/metrics, /healthz)")
         self.host, self.port = host, port
-        config = uvicorn.Config(create_ops_app(worker), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(create_monitoring_app(worker), host=host, port=port, log_level="warning", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="hubstream-ops", daemon=True)
 
@@ -62,7 +62,7 @@ class OpsServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def __enter__(self) -> OpsServer:
+    def __enter__(self) -> MonitoringServer:
         self._thread.start()
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not (self._server.started and port_open(self.host, self.port)):

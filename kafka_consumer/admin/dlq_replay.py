@@ -25,12 +25,25 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from hubstream import kafka_config
 from hubstream.errors import BrokerError, BrokerUnavailableError, HubstreamError
 from hubstream.settings import Settings
-from kafka_consumer.dead_letters import REPLAYED_FROM, DeadLetter, NotADeadLetterError, read_dead_letter, where
+from kafka_consumer.dead_letters import (
+    REPLAYED_FROM,
+    DeadLetter,
+    NotADeadLetterError,
+    read_dead_letter,
+    where,
+)
 from kafka_producer.producer import AsyncProducer, Delivery
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Any
 
 import fastavro
 
-from kafka_consumer.sinks.archive_layout import (
+from kafka_consumer.archive.layout import (
     META_WRITER_SCHEMA,
     ArchiveCorruptError,
     ArchiveFile,

@@ -42,9 +42,7 @@ import fastavro
 import fastavro.write
 
 from hubstream.errors import ConfigurationError
-from kafka_consumer.events import ConsumedEvent
-from kafka_consumer.sinks.archive_layout import (
-    ARCHIVE_SCHEMA,
+from kafka_consumer.archive.layout import (
     META_PARTITION,
     META_SCHEMA_ID,
     META_TOPIC,
@@ -60,17 +58,7 @@ from kafka_consumer.sinks.archive_layout import (
     remove_temp_files,
     temp_name,
 )
-from kafka_consumer.sinks.archive_reader import ArchivedRecord, archive_offsets, read_archive
-
-__all__ = [
-    "ARCHIVE_SCHEMA",
-    "ArchiveCorruptError",
-    "ArchiveError",
-    "ArchiveSink",
-    "ArchivedRecord",
-    "archive_offsets",
-    "read_archive",
-]
+from kafka_consumer.events import ConsumedEvent
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,176 @@
+"""The sink processor: records written, in offset order, to a sink that says what is durable (the archive).
+
+The worker drives a sink from its poll thread (rebalance callbacks included), so a sink need not be thread-safe:
+
+    on assignment   start_offsets(): seek to what it returns; it also cleans up leftovers of a crash
+    per record      write(), in offset order within a partition
+    regularly       maybe_roll(), then commit durable()
+    on revocation   flush(revoked), commit their durable() offsets, then release(revoked) (it forgets them)
+    on shutdown     flush(), commit durable(), close()
+
+Commit nothing a sink did not report in durable(): that is what makes its output survive a crash.
+
+A record that cannot be decoded is dead-lettered (and counts as written). One the sink cannot take, or one met
+while the registry is unreachable, stops the worker (ProcessingStopped) without committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from confluent_kafka import Message
+
+from hubstream.errors import RegistryError, SerdeError
+from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
+from kafka_consumer.events import ConsumedEvent, decode_event
+from kafka_consumer.loop_thread import LoopThread
+from kafka_consumer.processing import (
+    NOTHING_DURABLE,
+    TP,
+    Completed,
+    Halted,
+    Lane,
+    ProcessingStopped,
+    Report,
+    WorkerContext,
+)
+from schemas.contracts import Contract
+from schemas.serde import AvroSerde
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    def start_offsets(
+        self, partitions: list[tuple[str, int]], committed: dict[tuple[str, int], int | None]
+    ) -> dict[tuple[str, int], int]:
+        """Called on assignment before any record of these partitions is fetched. Returns, per partition, the offset
+        to start reading from when it differs from `committed` (e.g. the archive already holds offsets beyond the
+        committed one because the process died after the file rename but before the commit). Also deletes leftovers
+        (temporary files) of those partitions."""
+        ...
+
+    def write(self, event: ConsumedEvent, raw_value: bytes | None, writer_schema: dict) -> None:
+        """Accept one record (records of a partition arrive in offset order)."""
+        ...
+
+    def durable(self) -> dict[tuple[str, int], int]:
+        """Per partition, the next offset after the last record that is durably in the archive (commit point)."""
+        ...
+
+    def flush(self, partitions: list[tuple[str, int]] | None = None) -> None:
+        """Make everything accepted so far durable (roll the open files); None = all partitions."""
+        ...
+
+    def release(self, partitions: list[tuple[str, int]]) -> None:
+        """Partitions were revoked: flush them, then forget their state (another member may own them next)."""
+        ...
+
+    def discard(self, partitions: list[tuple[str, int]]) -> None:
+        """Partitions were lost (another member may already own them): forget them without flushing."""
+        ...
+
+    def maybe_roll(self) -> None:
+        """Called regularly by the worker: roll files that exceeded their size or age."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SinkProcessor:
+    def __init__(self, sink: Sink, serde: AvroSerde, *, readers: dict[str, Contract] | None = None,
+                 dead_letters: Callable[[], DeadLetterWriter] | None = None) -> None:
+        self._sink = sink
+        self._serde = serde
+        self._readers = readers or {}
+        self._make_dead_letters = dead_letters
+        self._dead_letters: DeadLetterWriter | None = None
+        self._loop = LoopThread("hubstream-dead-letters")
+        self._writer_schemas: dict[str, dict[str, Any]] = {}
+        self._reports: list[Report] = []
+        self._halted: set[int] = set()  # lanes that stopped at a record: nothing after it may be written
+        self._context: WorkerContext | None = None
+
+    def start(self, context: WorkerContext) -> None:
+        self._context = context
+        if context.options.dead_letter and self._make_dead_letters is not None:
+            self._loop.start()
+            self._dead_letters = self._make_dead_letters()
+
+    def assigned(self, lanes: list[Lane], committed: Callable[[], dict[TP, int | None]]) -> dict[TP, int]:
+        at = committed()
+        return self._sink.start_offsets([lane.tp for lane in lanes], at)
+
+    def accept(self, records: list[tuple[Lane, Message]]) -> None:
+        for lane, message in records:
+            if lane.id not in self._halted:
+                self._write(lane, message)
+
+    def reports(self) -> list[Report]:
+        reports, self._reports = self._reports, []
+        return reports
+
+    def commit_limit(self, tp: TP) -> int | None:
+        return self._sink.durable().get(tp, NOTHING_DURABLE)
+
+    def drain(self, lanes: list[Lane], timeout_s: float) -> None:
+        self._sink.flush([lane.tp for lane in lanes])
+
+    def release(self, lanes: list[Lane], *, lost: bool) -> None:
+        tps = [lane.tp for lane in lanes]
+        self._halted -= {lane.id for lane in lanes}
+        if lost:
+            self._sink.discard(tps)
+        else:
+            self._sink.release(tps)
+
+    def tick(self) -> None:
+        self._sink.maybe_roll()
+
+    def close(self) -> None:
+        try:
+            self._sink.close()
+        finally:
+            if self._dead_letters is not None:
+                self._loop.call(self._dead_letters.close(), 15)
+                self._dead_letters = None
+            self._loop.stop()
+
+    def _write(self, lane: Lane, message: Message) -> None:
+        offset = message.offset()
+        try:
+            event = decode_event(self._serde, message, self._readers.get(message.topic()))
+        except RegistryError as exc:
+            raise ProcessingStopped(message, exc) from exc
+        except SerdeError as exc:
+            self._dead_letter(lane, message, exc)
+            return
+        try:
+            self._sink.write(event, event.body, self._writer_schema(event.schema_id))
+        except Exception as exc:
+            log.error("%s[%d]@%d failed: %s", message.topic(), message.partition(), offset, exc)
+            raise ProcessingStopped(message, exc) from exc
+        self._reports.append(Completed(lane.id, lane.tp, offset))
+
+    def _dead_letter(self, lane: Lane, message: Message, error: SerdeError) -> None:
+        if self._dead_letters is None:  # dead letters are off
+            raise ProcessingStopped(message, error) from error
+        try:
+            self._loop.call(self._dead_letters.write(message, error, 0))
+        except DeadLetterError as exc:
+            self._halted.add(lane.id)
+            self._reports.append(Halted(lane.id, lane.tp, message.offset(), str(exc)))
+            return
+        assert self._context is not None
+        self._context.metrics.for_topic(self._context.group, message.topic()).dead_lettered.inc()
+        self._reports.append(Completed(lane.id, lane.tp, message.offset()))
+
+    def _writer_schema(self, schema_id: str) -> dict[str, Any]:
+        schema = self._writer_schemas.get(schema_id)
+        if schema is None:
+            schema = self._writer_schemas[schema_id] = json.loads(self._serde.registry.schema_by_id(schema_id))
+        return schema

@@ -1,0 +1,34 @@
+"""What each package exports is its public API: adding or removing a name is a decision, made here."""
+
+from __future__ import annotations
+
+import kafka_consumer
+
+
+def test_kafka_consumer_exports_what_a_handler_author_needs() -> None:
+    assert sorted(kafka_consumer.__all__) == [
+        "ArchiveSink",
+        "ArchivedRecord",
+        "Completed",
+        "ConsumedEvent",
+        "ConsumerWorker",
+        "Halted",
+        "Handler",
+        "Lane",
+        "MonitoringServer",
+        "PermanentError",
+        "ProcessedIds",
+        "ProcessingStopped",
+        "Processor",
+        "Report",
+        "Skip",
+        "WorkerContext",
+        "WorkerStatus",
+        "build_worker",
+        "idempotent",
+        "load_handler",
+        "log_event",
+        "read_archive",
+    ]
+    for name in kafka_consumer.__all__:
+        assert getattr(kafka_consumer, name) is not None, name
