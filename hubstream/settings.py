@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from hubstream import ports
 from hubstream.errors import ConfigurationError
@@ -20,6 +20,12 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Assignor = Literal["range", "roundrobin", "cooperative-sticky"]
 
 PACKAGE_SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def working_schemas(name: str) -> Path:
+    """``schemas/<name>`` of the working directory if it exists, else the one installed with hubstream."""
+    local = Path("schemas") / name
+    return local.resolve() if local.exists() else PACKAGE_SCHEMAS_DIR / name
 
 
 class _Group(BaseModel):
@@ -127,8 +133,9 @@ class Settings(BaseSettings):
 
     profile: Profile = "local"
     state_dir: Path = Path(".hubstream")
-    contracts_dir: Path = PACKAGE_SCHEMAS_DIR / "avro"
-    topics_file: Path = PACKAGE_SCHEMAS_DIR / "topics.toml"
+    # the working directory's schemas/ when it has one (a schema owner's clone), else the contracts bundled here
+    contracts_dir: Path = Field(default_factory=lambda: working_schemas("avro"))
+    topics_file: Path = Field(default_factory=lambda: working_schemas("topics.toml"))
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -147,6 +154,8 @@ def load_settings(**values: object) -> Settings:
         return Settings(**values)  # type: ignore[arg-type]  # pydantic validates each value
     except ValidationError as exc:
         raise settings_error(exc) from None
+    except SettingsError as exc:  # a value that is not the JSON a nested field takes; the message names no value
+        raise ConfigurationError(f"invalid settings: {exc} (a JSON object is expected there)") from None
 
 
 def with_overrides(settings: Settings, group: str, **values: object) -> Settings:
