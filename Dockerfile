@@ -6,6 +6,7 @@ COPY hubstream ./hubstream
 COPY kafka_producer ./kafka_producer
 COPY kafka_consumer ./kafka_consumer
 COPY schemas ./schemas
+COPY delivery ./delivery
 COPY devstack ./devstack
 COPY hubstream_cli ./hubstream_cli
 RUN pip install --no-cache-dir .

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from hubstream.errors import StackNotRunningError
 from hubstream.settings import Settings
 
 STACK_FILE = "stack.json"
+LOCAL_SECRET_FILE = "delivery-secret"
 
 
 class StackInfo(BaseModel):
@@ -20,6 +22,7 @@ class StackInfo(BaseModel):
     ca_file: Path
     schema_group: str
     producer_url: str
+    delivery_url: str | None = None
     topics: dict[str, int]
     pid: int
 
@@ -65,12 +68,11 @@ def _alive(pid: int) -> bool:
 
 
 def with_local_stack(settings: Settings) -> Settings:
-    """Fill what the local profile leaves unset (bootstrap, registry) from the running stack.
-
-    Explicit settings always win; other profiles are returned unchanged.
-    """
+    """Fill what the local profile leaves unset (bootstrap, registry, the delivery token secret) from the running
+    stack. Explicit settings always win; other profiles are returned unchanged."""
     if settings.profile != "local":
         return settings
+    settings = with_local_secret(settings)
     if settings.kafka.bootstrap_servers and settings.registry.namespace:
         return settings
     info = StackInfo.read(settings.state_dir)
@@ -86,3 +88,30 @@ def with_local_stack(settings: Settings) -> Settings:
         }
     registry = settings.registry.model_copy(update=registry_update)
     return settings.model_copy(update={"kafka": kafka, "registry": registry})
+
+
+def local_delivery_secret(state_dir: Path, *, create: bool = False) -> str | None:
+    """The local stack's secret for client tokens (HS256), kept in the state dir (0600) so tokens outlive restarts."""
+    path = state_dir / LOCAL_SECRET_FILE
+    if not path.exists():
+        if not create:
+            return None
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def with_local_secret(settings: Settings) -> Settings:
+    """The local profile's delivery token secret from the state dir, unless one is configured."""
+    if settings.profile != "local":
+        return settings
+    auth = settings.delivery.auth
+    if auth.secret is not None or auth.jwks_url is not None:
+        return settings
+    secret = local_delivery_secret(settings.state_dir)
+    if secret is None:
+        return settings
+    delivery = settings.delivery.model_copy(update={"auth": auth.model_copy(update={"secret": SecretStr(secret)})})
+    return settings.model_copy(update={"delivery": delivery})

@@ -123,6 +123,38 @@ class ApiSettings(_Group):
     max_body_bytes: int = 1_048_576
 
 
+class DeliveryAuthSettings(_Group):
+    """Who may read a mailbox: bearer JWTs whose ``sub`` is the recipient (or that carry the admin scope)."""
+
+    secret: SecretStr | None = None  # HS256: a shared secret (hubstream clients token mints with it)
+    jwks_url: str | None = None  # RS256: the JWKS of your own identity provider
+    audience: str = "hubstream-delivery"
+    issuer: str | None = None  # required when set
+    admin_scope: str = "hubstream.admin"  # in the space-separated `scope` claim: any mailbox, and the admin API
+    leeway_s: float = Field(default=30.0, ge=0)
+
+
+class DeliverySettings(_Group):
+    """The delivery node: mailboxes, their retention, and the client streams (delivery/ says how they act)."""
+
+    store: str = "sqlite:"  # sqlite:PATH (sqlite: alone = <state_dir>/delivery.db) or postgresql://...
+    host: str = "127.0.0.1"
+    port: int = Field(default=ports.DELIVERY, ge=0, le=65535)
+    max_messages: int = Field(default=10_000, ge=1)  # per recipient
+    ttl_s: float = Field(default=7 * 86400, gt=0)
+    acked_grace_s: float = Field(default=3600, ge=0)  # acked messages stay readable this long
+    prune_interval_s: float = Field(default=60, gt=0)
+    page_limit: int = Field(default=100, ge=1, le=1000)  # messages per page when the client names no limit
+    keepalive_s: float = Field(default=15, gt=0)  # SSE comment / WebSocket ping when idle, below proxy timeouts
+    retry_ms: int = Field(default=3000, ge=100)  # the reconnect hint; each stream gets it with +-50% jitter
+    send_timeout_s: float = Field(default=10, gt=0)  # a client that takes longer to take a send is cut off
+    # PostgreSQL: how often a node looks for writes whose notification it missed (e.g. its listener reconnected)
+    wake_fallback_s: float = Field(default=2.0, gt=0)
+    stream_max_s: float = Field(default=3600, gt=0)  # then a stream is closed (with a retry hint) to spread load
+    batch_max: int = Field(default=500, ge=1)  # records per mailbox write transaction
+    auth: DeliveryAuthSettings = Field(default_factory=DeliveryAuthSettings)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUBSTREAM_",
@@ -145,6 +177,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
 
 def load_settings(**values: object) -> Settings:

@@ -20,7 +20,9 @@ app = typer.Typer(
 def _register() -> None:
     # imported here so `hubstream --help` stays fast and modules do not import each other through the app
     from hubstream_cli import (
+        clients,
         consume,
+        deliver,
         dev,
         dlq,
         groups,
@@ -33,11 +35,13 @@ def _register() -> None:
     app.command("dev")(dev.dev)
     app.command("produce-api")(produce_api.produce_api)
     app.command("consume")(consume.consume)
+    app.command("deliver")(deliver.deliver)
     app.command("provision")(provision.provision)
     app.add_typer(registry.app, name="registry")
     app.add_typer(groups.app, name="groups")
     app.add_typer(schemas.app, name="schemas")
     app.add_typer(dlq.app, name="dlq")
+    app.add_typer(clients.app, name="clients")
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """A worker's health, as /healthz and /readyz report it.
 
-healthy   the poll loop is turning, no partition is stopped, no handler is stuck, no fatal client error
+healthy   the poll loop is turning, no partition is stopped, no handler is stuck, no fatal client error, and no
+          dependency the processing retries is failing ("degraded", e.g. an unreachable mailbox store)
 ready     healthy, and the member has joined its group: it owns partitions ("owner") or none ("standby", ready
           to take over when an owner dies)
 
@@ -60,6 +61,7 @@ class Health:
     assigned: frozenset[TP] = frozenset()
     stopped_partitions: dict[TP, str] = field(default_factory=dict)
     stuck_handlers: dict[tuple[TP, int], str] = field(default_factory=dict)
+    degraded: dict[str, str] = field(default_factory=dict)  # a dependency is failing; the worker retries it
 
     def polled(self) -> None:
         self.last_poll = self.clock()
@@ -68,6 +70,7 @@ class Health:
         problems = [f"{topic}[{partition}] stopped: {reason}"
                     for (topic, partition), reason in dict(self.stopped_partitions).items()]
         problems += list(dict(self.stuck_handlers).values())
+        problems += [f"degraded: {reason}" for reason in dict(self.degraded).values()]
         if self.fatal:
             problems.append(self.fatal)
         last = self.last_poll

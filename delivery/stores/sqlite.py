@@ -1,0 +1,253 @@
+"""The embedded mailbox store: one SQLite file in WAL mode, for a single delivery node.
+
+One writer thread holds the only write connection, so writes are serialized in the order they are submitted and
+each whole transaction costs one thread hop; reads run on a few reader threads with their own connections (WAL
+lets them read while the writer writes). ``synchronous=FULL``: a write that returned survives a power loss.
+Wake-ups are in-process (the node's Wakeups), so another process writing the same file wakes nobody here: run one
+node per SQLite file, or use PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from delivery.mailbox import AckAheadError, Cursor, Delivery, MailboxState, Message, Page, StoreUnavailableError
+from delivery.stores import Retention
+from delivery.wakeups import Wakeups
+
+T = TypeVar("T")
+
+_READERS = 4
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS recipients (recipient TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0,"
+    " floor_seq INTEGER NOT NULL DEFAULT 0, acked_seq INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS messages (recipient TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,"
+    " topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL, schema_name TEXT NOT NULL,"
+    " schema_id TEXT NOT NULL, conversation TEXT, event_json TEXT NOT NULL, arrived_at INTEGER NOT NULL,"
+    " acked_at INTEGER, PRIMARY KEY (recipient, seq)) WITHOUT ROWID",
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_event ON messages (recipient, event_id)",
+    "CREATE INDEX IF NOT EXISTS messages_by_arrival ON messages (arrived_at)",
+    "CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (recipient, conversation, seq)",
+)
+_COLUMNS = "recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at"
+
+
+class SqliteStore:
+    def __init__(self, path: Path, *, retention: Retention, wakeups: Wakeups) -> None:
+        self.path = path
+        self._retention = retention
+        self._wakeups = wakeups
+        self._epoch = ""
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mailbox-writer")
+        self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="mailbox-reader")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._epoch = await self._run(self._writer, self._create)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._writer.shutdown)
+        await asyncio.to_thread(self._readers.shutdown)
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+    async def write(self, deliveries: Sequence[Delivery]) -> int:
+        if not deliveries:
+            return 0
+        touched, stored = await self._run(self._writer, lambda: self._write(deliveries))
+        self._wakeups.notify(touched)
+        return stored
+
+    async def read(self, recipient: str, after: Cursor | None, limit: int, conversation: str | None = None) -> Page:
+        return await self._run(self._readers, lambda: self._read(recipient, after, limit, conversation))
+
+    async def ack(self, recipient: str, up_to: Cursor) -> MailboxState:
+        return await self._run(self._writer, lambda: self._ack(recipient, up_to))
+
+    async def state(self, recipient: str) -> MailboxState:
+        return await self._run(self._readers, lambda: self._state(self._connection(), recipient))
+
+    async def prune(self) -> int:
+        return await self._run(self._writer, self._prune)
+
+    async def ping(self) -> None:
+        await self._run(self._readers, lambda: self._connection().execute("SELECT 1").fetchone())
+
+    # --- on the store's threads ---------------------------------------------------------------------------
+
+    async def _run(self, pool: ThreadPoolExecutor, work: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, work)
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, unreadable file
+            raise StoreUnavailableError(f"the mailbox database {self.path} failed: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _create(self) -> str:
+        new = not self.path.exists()
+        db = self._connection()
+        if new:
+            os.chmod(self.path, 0o600)
+        for statement in _SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.token_hex(4),))
+        return str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+
+    def _write(self, deliveries: Sequence[Delivery]) -> tuple[set[str], int]:
+        db = self._connection()
+        now = _now_ms()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            recipients = sorted({d.recipient for d in deliveries})
+            db.executemany("INSERT OR IGNORE INTO recipients (recipient) VALUES (?)", [(r,) for r in recipients])
+            last = dict(_select_in(db, "SELECT recipient, last_seq FROM recipients WHERE recipient IN ({})", recipients))
+            stored = set(_select_in(db, "SELECT recipient, event_id FROM messages WHERE recipient IN ({}) AND "
+                                        "event_id IN ({})", recipients, sorted({d.event_id for d in deliveries})))
+            rows = []
+            for d in deliveries:
+                if (d.recipient, d.event_id) in stored:
+                    continue  # redelivered after a crash, or a producer's retry: stored once
+                stored.add((d.recipient, d.event_id))
+                last[d.recipient] += 1
+                rows.append((d.recipient, last[d.recipient], d.event_id, d.topic, d.partition, d.offset,
+                             d.schema_name, d.schema_id, d.conversation, d.event_json, now))
+            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", rows)
+            touched = {row[0] for row in rows}
+            db.executemany("UPDATE recipients SET last_seq = ? WHERE recipient = ?",
+                           [(last[r], r) for r in sorted(touched)])
+            self._cap(db, touched)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return touched, len(rows)
+
+    def _cap(self, db: sqlite3.Connection, recipients: set[str]) -> None:
+        """Keep at most max_messages per recipient: the oldest go, and the floor moves past them."""
+        keep = self._retention.max_messages
+        for recipient, last, floor in _select_in(db, "SELECT recipient, last_seq, floor_seq FROM recipients WHERE "
+                                                     "recipient IN ({})", sorted(recipients)):
+            if last - floor > keep:
+                db.execute("DELETE FROM messages WHERE recipient = ? AND seq <= ?", (recipient, last - keep))
+                db.execute("UPDATE recipients SET floor_seq = ? WHERE recipient = ?", (last - keep, recipient))
+
+    def _read(self, recipient: str, after: Cursor | None, limit: int, conversation: str | None) -> Page:
+        db = self._connection()
+        db.execute("BEGIN")  # one snapshot for the floor and the rows
+        try:
+            row = db.execute("SELECT floor_seq FROM recipients WHERE recipient = ?", (recipient,)).fetchone()
+            floor = row[0] if row else 0
+            gap, start = _start(after, self._epoch, floor)
+            query = f"SELECT {_COLUMNS} FROM messages WHERE recipient = ? AND seq > ?"
+            args: list[object] = [recipient, start]
+            if conversation is not None:
+                query += " AND conversation = ?"
+                args.append(conversation)
+            rows = db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        finally:
+            db.execute("COMMIT")
+        messages = [self._message(r) for r in rows]
+        next_cursor = messages[-1].cursor if messages else Cursor(self._epoch, start) if start or after else None
+        return Page(messages, next_cursor, gap)
+
+    def _ack(self, recipient: str, up_to: Cursor) -> MailboxState:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            state = self._state(db, recipient)
+            if up_to.epoch != self._epoch or state.last is None or up_to.seq > state.last.seq:
+                raise AckAheadError(recipient, up_to, state.last)
+            if state.acked is None or up_to.seq > state.acked.seq:
+                db.execute("UPDATE recipients SET acked_seq = ? WHERE recipient = ?", (up_to.seq, recipient))
+                db.execute("UPDATE messages SET acked_at = ? WHERE recipient = ? AND seq <= ? AND acked_at IS NULL",
+                           (_now_ms(), recipient, up_to.seq))
+            state = self._state(db, recipient)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return state
+
+    def _state(self, db: sqlite3.Connection, recipient: str) -> MailboxState:
+        row = db.execute("SELECT last_seq, acked_seq FROM recipients WHERE recipient = ?", (recipient,)).fetchone()
+        last, acked = row if row else (0, 0)
+        count, first = db.execute("SELECT count(*), min(seq) FROM messages WHERE recipient = ?", (recipient,)).fetchone()
+        return MailboxState(recipient, self._epoch, count, self._cursor(first), self._cursor(last or None),
+                            self._cursor(acked or None))
+
+    def _prune(self) -> int:
+        db = self._connection()
+        now = _now_ms()
+        expired = now - int(self._retention.ttl_s * 1000)
+        acked_before = now - int(self._retention.acked_grace_s * 1000)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            gone = db.execute("SELECT recipient, max(seq) FROM messages WHERE arrived_at < ? OR acked_at < ? "
+                              "GROUP BY recipient", (expired, acked_before)).fetchall()
+            # seqs are allocated in time order, so everything up to the newest expired message goes with it
+            removed = 0
+            for recipient, seq in gone:
+                removed += db.execute("DELETE FROM messages WHERE recipient = ? AND seq <= ?", (recipient, seq)).rowcount
+            db.executemany("UPDATE recipients SET floor_seq = max(floor_seq, ?) WHERE recipient = ?",
+                           [(seq, recipient) for recipient, seq in gone])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return removed
+
+    def _message(self, row: tuple[Any, ...]) -> Message:
+        recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at = row
+        return Message(recipient, Cursor(self._epoch, seq), event_id, topic, schema_name, schema_id, conversation,
+                       event_json, arrived_at)
+
+    def _cursor(self, seq: int | None) -> Cursor | None:
+        return None if seq is None else Cursor(self._epoch, seq)
+
+
+def _start(after: Cursor | None, epoch: str, floor: int) -> tuple[bool, int]:
+    """(gap, the seq to read after) for a cursor: a cursor of another epoch, or below the floor, is a gap."""
+    if after is None:
+        return False, floor
+    if after.epoch != epoch:
+        return True, floor
+    if after.seq < floor:
+        return True, floor
+    return False, after.seq
+
+
+def _select_in(db: sqlite3.Connection, query: str, *groups: Sequence[str]) -> list[tuple[Any, ...]]:
+    sql = query.format(*(",".join("?" * len(group)) for group in groups))
+    return db.execute(sql, [value for group in groups for value in group]).fetchall()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
