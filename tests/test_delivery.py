@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,18 @@ import pytest
 
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.delivery import SseClient, auth, delivery_settings, running_node, token
-from tests.fixtures.services import CHAT, make_settings, producer_api, register_contracts, write_catalog
+from schemas.contracts import Contract
+from tests.fixtures.services import (
+    CHAT,
+    MINUTES,
+    make_settings,
+    produce_events,
+    producer_api,
+    register_contracts,
+    write_catalog,
+)
+from tests.fixtures.waiting import wait_for
+from tests.fixtures.workers import WorkerPool
 from tests.test_end_to_end import chat_event
 
 
@@ -57,3 +69,105 @@ def test_twenty_chunks_arrive_in_order_and_a_resumed_stream_gets_the_rest_exactl
     assert len(set(cursors)) == 20 and [int(c.split("-")[1]) for c in cursors] == sorted(int(c.split("-")[1]) for c in cursors)
     assert {e.event for e in first + rest} == {CHAT}
     assert [e.json()["eventId"] for e in first + rest] == [c["eventId"] for c in chunks]
+
+
+def test_an_offline_client_pulls_everything_since_its_cursor_and_acks(chat_setup: tuple[Any, str]) -> None:
+    settings, topic = chat_setup
+    mine = [chat_event(f"conv-{i % 7}", i, userId="offline-u") for i in range(1000)]
+    others = [chat_event(f"other-{i % 5}", i, userId=f"someone-{i % 10}") for i in range(1000)]
+    with running_node(settings, [topic], group=unique("delivery")) as node:
+        produce_events(settings, topic, [e for pair in zip(mine, others, strict=True) for e in pair])
+        wait_for(lambda: _state(node.url, "offline-u")["count"] == 1000, "1000 messages for offline-u")
+        state = _state(node.url, "offline-u")
+        assert state["acked"] is None and state["last"] == state["first"].split("-")[0] + "-1000"
+        messages, last = pull_all(node.url, "offline-u", limit=250)
+        ack = httpx.post(f"{node.url}/v1/mailboxes/offline-u/ack", json={"upTo": last}, headers=auth("offline-u"))
+        assert ack.status_code == 200, ack.text
+        after_ack = _state(node.url, "offline-u")
+    assert sorted(m["eventId"] for m in messages) == sorted(e["eventId"] for e in mine)
+    for conversation in {e["conversationId"] for e in mine}:  # each chat in the order it was produced
+        sent = [e["sequence"] for e in mine if e["conversationId"] == conversation]
+        assert [m["event"]["sequence"] for m in messages if m["conversation"] == conversation] == sent
+    assert after_ack["acked"] == last and after_ack["count"] == 1000  # acked, and kept for the grace period
+
+
+def test_minutes_reach_every_participant_and_an_event_without_participants_is_counted(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("minutes", partitions=1)
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: MINUTES}))
+    settings = delivery_settings(settings, f"sqlite:{tmp_path / 'm.db'}")
+    register_contracts(settings)
+    v1 = Contract.from_text((Path(__file__).parent / "data" / "MinutesFinalized.v1.avsc").read_text())
+    minutes = {"meetingId": "m-1", "title": "Weekly", "minutesId": "min-1", "sections": [],
+               "participants": ["ann", "bob", "cyd"], "eventId": "minutes-event-1"}
+    old = {"meetingId": "m-0", "title": "Old", "minutesId": "min-0", "sections": []}
+    with running_node(settings, [topic], group=unique("delivery")) as node:
+        produce_events(settings, topic, [old], contract=v1)  # written by a producer still on v1
+        produce_events(settings, topic, [minutes])
+        for recipient in ("ann", "bob", "cyd"):
+            wait_for(lambda r=recipient: _state(node.url, r)["count"] == 1, f"the minutes in {recipient}'s mailbox")
+            messages, _ = pull_all(node.url, recipient)
+            assert [m["eventId"] for m in messages] == ["minutes-event-1"]
+            assert messages[0]["event"]["participants"] == ["ann", "bob", "cyd"]
+        metrics = httpx.get(f"{node.url}/metrics").text
+    assert f'hubstream_delivery_unroutable_total{{topic="{topic}"}} 1.0' in metrics
+    assert f'hubstream_delivery_mailbox_writes_total{{topic="{topic}"}} 3.0' in metrics
+
+
+def test_mailbox_routes_need_the_recipients_own_token(chat_setup: tuple[Any, str]) -> None:
+    settings, topic = chat_setup
+    with running_node(settings, [topic], group=unique("delivery")) as node:
+        produce_events(settings, topic, [chat_event("c", 0, userId="u")])
+        wait_for(lambda: _state(node.url, "u")["count"] == 1, "u's message")
+        routes = ["/v1/mailboxes/u/messages", "/v1/mailboxes/u", "/v1/mailboxes/u/stream"]
+        for route in routes:
+            missing = httpx.get(node.url + route)
+            assert missing.status_code == 401 and "no token" in missing.json()["error"]["message"]
+            expired = httpx.get(node.url + route, headers={"Authorization": f"Bearer {token('u', ttl_s=-120)}"})
+            assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
+            forged = httpx.get(node.url + route, headers={"Authorization": "Bearer " + token("u")[:-4] + "AAAA"})
+            assert forged.status_code == 401
+            other = httpx.get(node.url + route, headers=auth("v"))
+            assert other.status_code == 403 and "'v'" in other.json()["error"]["message"]
+        assert httpx.get(f"{node.url}/v1/mailboxes/u", headers=auth("admin", admin=True)).json()["count"] == 1
+        via_query = SseClient(f"{node.url}/v1/mailboxes/u/stream?access_token={token('u')}").read(1)
+        assert via_query[0].json()["event"]["userId"] == "u"
+        with pytest.raises(AssertionError, match="403"):
+            SseClient(f"{node.url}/v1/mailboxes/u/stream?access_token={token('v')}").read(1)
+        bad_cursor = httpx.get(f"{node.url}/v1/mailboxes/u/messages?after=nonsense", headers=auth("u"))
+        assert bad_cursor.status_code == 400 and bad_cursor.json()["error"]["code"] == "InvalidCursor"
+        ahead = httpx.post(f"{node.url}/v1/mailboxes/u/ack", json={"upTo": _state(node.url, "u")["last"][:-1] + "9"},
+                           headers=auth("u"))
+        assert ahead.status_code == 409
+
+
+def _state(url: str, recipient: str) -> dict[str, Any]:
+    response = httpx.get(f"{url}/v1/mailboxes/{recipient}", headers=auth(recipient), timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_sigterm_tells_streams_to_reconnect_commits_and_leaves_the_group(
+    chat_setup: tuple[Any, str], kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    settings, topic = chat_setup
+    group = unique("delivery")
+    pool = WorkerPool(settings, tmp_path)
+    try:
+        node = pool.start("node", "--group", group, "--topic", topic, command="deliver")
+        pool.wait_ready([node])
+        produce_events(settings, topic, [chat_event("c", i, userId="u") for i in range(5)])
+        stream = SseClient(f"{node.ops_url}/v1/mailboxes/u/stream", headers=auth("u"))
+        with stream.connect() as events:
+            got = [next(e for e in events if e.data) for _ in range(5)]
+            node.process.send_signal(signal.SIGTERM)
+            rest = list(events)  # the server ends the stream
+        assert node.process.wait(60) == 0, node.log()[-3000:]
+    finally:
+        pool.stop_all()
+    assert [e.json()["event"]["sequence"] for e in got] == list(range(5))
+    assert rest and rest[-1].retry is not None and 1000 <= rest[-1].retry <= 5000  # reconnect, with jitter
+    assert any("reconnect: shutdown" in comment for comment in stream.comments)
+    committed = kafka_broker.committed(group, topic, 3)
+    assert sum(offset for offset in committed.values() if offset > 0) == 5, committed
