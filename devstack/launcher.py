@@ -2,7 +2,8 @@
 
 Starts, in order, each as a child process that dies with its parent:
 the Tansu broker → the Schema Registry emulator (HTTPS, local CA) → topics and contracts →
-the producer HTTP API → one consumer-group worker that logs what it consumes.
+the producer HTTP API → a delivery node (SQLite mailboxes under the state dir) → one consumer-group worker
+that logs what it consumes.
 Then writes ``<state-dir>/stack.json`` so other commands find the stack.
 """
 
@@ -20,7 +21,7 @@ from types import FrameType
 
 import httpx
 
-from devstack.discovery import StackInfo
+from devstack.discovery import StackInfo, local_delivery_secret
 from devstack.processes import ChildProcess, wait_until
 from devstack.provisioning import provision
 from devstack.tansu import start_broker
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 DEV_GROUP = "hubstream-dev"
+DELIVERY_GROUP = "delivery"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class StackPorts:
     registry: int = ports.REGISTRY
     api: int = ports.PRODUCER_API
     consumer_ops: int = ports.CONSUMER_OPS
+    delivery: int = ports.DELIVERY
 
 
 @dataclass
@@ -63,7 +66,7 @@ class LocalStack:
     def start(self) -> StackInfo:
         """Start everything; on any failure stop what was started and raise."""
         ports = [("Kafka broker", self.ports.broker), ("schema registry", self.ports.registry),
-                 ("producer API", self.ports.api)]
+                 ("producer API", self.ports.api), ("delivery node", self.ports.delivery)]
         if self.with_consumer:
             ports.append(("consumer's ops endpoint", self.ports.consumer_ops))
         for what, port in ports:
@@ -107,6 +110,12 @@ class LocalStack:
         producer_url = f"http://{HOST}:{self.ports.api}"
         wait_until(lambda: httpx.get(f"{producer_url}/readyz", timeout=2).status_code == 200,
                    timeout=30, what="the producer API", process=api_proc)
+        local_delivery_secret(self.state_dir, create=True)  # the node and `hubstream clients token` share it
+        delivery_proc = self._spawn("delivery", ["deliver", "--group", DELIVERY_GROUP, "--port", str(self.ports.delivery)],
+                                    env=env, log_to_file=True)
+        delivery_url = f"http://{HOST}:{self.ports.delivery}"
+        wait_until(lambda: httpx.get(f"{delivery_url}/readyz", timeout=2).status_code == 200,
+                   timeout=60, what="the delivery node", process=delivery_proc)
         if self.with_consumer:
             argv = ["consume", "--group", DEV_GROUP, "--ops-port", str(self.ports.consumer_ops)]
             for topic in topics:
@@ -119,6 +128,7 @@ class LocalStack:
             ca_file=tls.ca_file,
             schema_group=settings.registry.group,
             producer_url=producer_url,
+            delivery_url=delivery_url,
             topics=topics,
             pid=os.getpid(),
         )

@@ -23,6 +23,7 @@ def dev(
     consumer_ops_port: Annotated[
         int, typer.Option(help="The consumer's /metrics, /healthz, /readyz port")
     ] = ports.CONSUMER_OPS,
+    delivery_port: Annotated[int, typer.Option(help="The delivery node's API port")] = ports.DELIVERY,
     partitions: Annotated[int, typer.Option(min=1, help="Partitions per topic")] = 3,
     consumer: Annotated[bool, typer.Option(help="Also run a consumer-group worker that logs each event")] = True,
 ) -> None:
@@ -31,7 +32,8 @@ def dev(
     setup_logging(settings)
     stack = LocalStack(
         settings,
-        StackPorts(broker=broker_port, registry=registry_port, api=api_port, consumer_ops=consumer_ops_port),
+        StackPorts(broker=broker_port, registry=registry_port, api=api_port, consumer_ops=consumer_ops_port,
+                   delivery=delivery_port),
         partitions=partitions,
         with_consumer=consumer,
     )
@@ -58,6 +60,7 @@ def _print_ready(info: StackInfo, state_dir: Path) -> None:
                     f"Kafka bootstrap    {info.bootstrap_servers}",
                     f"Schema registry    https://{info.schema_registry}  (CA {info.ca_file}, group {info.schema_group})",
                     f"Producer API       {info.producer_url}  (docs {info.producer_url}/docs)",
+                    f"Delivery API       {info.delivery_url}  (docs {info.delivery_url}/docs)",
                     f"Topics             {', '.join(f'{t} ({n})' for t, n in info.topics.items())}",
                     f"Stack file         {state_dir / STACK_FILE}",
                 ]
@@ -65,12 +68,15 @@ def _print_ready(info: StackInfo, state_dir: Path) -> None:
             title="hubstream dev is ready",
         )
     )
+    state = "" if state_dir.resolve() == (Path.cwd() / ".hubstream").resolve() else f" --state-dir {state_dir}"
     # plain text, unwrapped, so it can be copied and pasted as it is
-    console.print("Try it:", highlight=False)
-    console.print(
-        f"curl -s -X POST {info.producer_url}/v1/topics/{topic}/events "
-        f"-H 'content-type: application/json' -d '{json.dumps(example)}'",
-        soft_wrap=True,
-        highlight=False,
-        markup=False,
-    )
+    for title, command in (
+        ("Watch user-1's stream (in another terminal):",
+         f'curl -N -H "Authorization: Bearer $(hubstream clients token user-1{state})" '
+         f"{info.delivery_url}/v1/mailboxes/user-1/stream"),
+        ("Publish an event for user-1:",
+         f"curl -s -X POST {info.producer_url}/v1/topics/{topic}/events "
+         f"-H 'content-type: application/json' -d '{json.dumps(example)}'"),
+    ):
+        console.print(title, highlight=False)
+        console.print(command, soft_wrap=True, highlight=False, markup=False)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from hubstream.ports import free_port
+from tests.fixtures.waiting import wait_for
 from tests.test_end_to_end import chat_event
 
 STARTUP_TIMEOUT_S = 90
@@ -74,7 +75,7 @@ def start_dev(tmp_path: Path, *extra: str) -> DevStack:
     output = tmp_path / "dev.out"
     argv = [sys.executable, "-m", "hubstream_cli", "dev", "--state-dir", str(state_dir),
             "--broker-port", str(free_port()), "--registry-port", str(free_port()), "--api-port", str(free_port()),
-            "--consumer-ops-port", str(free_port()),
+            "--consumer-ops-port", str(free_port()), "--delivery-port", str(free_port()),
             "--partitions", "2", *extra]
     with open(output, "wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
@@ -103,7 +104,8 @@ def dev(tmp_path: Path) -> Iterator[DevStack]:
 
 def test_dev_starts_serves_and_stops_without_orphans(dev: DevStack, tmp_path: Path) -> None:
     info = wait_ready(dev)
-    for key in ("bootstrap_servers", "schema_registry", "ca_file", "schema_group", "producer_url", "topics"):
+    for key in ("bootstrap_servers", "schema_registry", "ca_file", "schema_group", "producer_url", "delivery_url",
+                "topics"):
         assert info[key], key
     assert info["topics"] == {"chat.responses": 2, "meetings.minutes-finalized": 2}
     assert Path(str(info["ca_file"])).read_text().startswith("-----BEGIN CERTIFICATE-----")
@@ -116,14 +118,24 @@ def test_dev_starts_serves_and_stops_without_orphans(dev: DevStack, tmp_path: Pa
         assert time.monotonic() < deadline, f"the dev consumer did not log the event:\n{dev.log()}"
         time.sleep(0.2)
 
-    # a second terminal: commands find the stack through --state-dir
+    # a second terminal: commands find the stack through --state-dir, the client token too
+    token = subprocess.run([sys.executable, "-m", "hubstream_cli", "clients", "token", "user-1", "--state-dir",
+                            str(dev.state_dir)], capture_output=True, text=True, timeout=60)
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.count(".") == 2 and token.stdout.strip() == token.stdout.rstrip("\n")  # a JWT, alone
+    mailbox = f"{info['delivery_url']}/v1/mailboxes/user-1/messages"
+    headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+    wait_for(lambda: any(m["eventId"] == event["eventId"]
+                         for m in httpx.get(mailbox, headers=headers, timeout=5).json()["messages"]),
+             "the event in user-1's mailbox")
+    assert "hubstream clients token user-1 --state-dir" in dev.log()  # the banner shows how to watch a stream
     provision = subprocess.run([sys.executable, "-m", "hubstream_cli", "provision", "--state-dir", str(dev.state_dir)],
                                capture_output=True, text=True, timeout=60)
     assert provision.returncode == 0, provision.stderr
     assert "chat.responses" in provision.stderr + provision.stdout
 
     children = descendants(dev.process.pid)
-    assert len(children) >= 4  # broker, registry, producer API, consumer
+    assert len(children) >= 5  # broker, registry, producer API, delivery node, consumer
     dev.process.send_signal(signal.SIGTERM)
     assert dev.process.wait(30) == 0, dev.log()
     assert wait_gone(children, 10) == set()
