@@ -18,6 +18,8 @@ from fastapi import FastAPI, Header, Query, Request, Response, WebSocket, WebSoc
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from delivery.auth import AuthError, Principal, TokenVerifier
 from delivery.mailbox import Cursor, MailboxError, Message, Page, StoreUnavailableError
@@ -132,8 +134,8 @@ def _stream_routes(app: FastAPI, service: DeliveryService) -> None:
         principal = await _principal(service, request, recipient)
         start = _cursor(last_event_id or after)  # a reconnecting browser sends the header; a new one only ?after=
         items = service.follow.items(recipient, start, conversation, principal.expires_at)
-        return EventSourceResponse(_sse(items, service), ping=int(settings.keepalive_s), sep="\n",
-                                   send_timeout=settings.send_timeout_s, headers={"Cache-Control": "no-store"})
+        return _EventStream(_sse(items, service), metrics, ping=int(settings.keepalive_s), sep="\n",
+                            send_timeout=settings.send_timeout_s, headers={"Cache-Control": "no-store"})
 
     @app.websocket("/v1/mailboxes/{recipient}/ws")
     async def websocket(ws: WebSocket, recipient: str, after: str | None = None,
@@ -153,6 +155,20 @@ def _stream_routes(app: FastAPI, service: DeliveryService) -> None:
             await _websocket(ws, service, recipient, start, conversation, principal)
         finally:
             metrics.streams.labels("ws").dec()
+
+
+class _EventStream(EventSourceResponse):
+    """An SSE response that ends a client who stops taking sends quietly (counted), not with a traceback."""
+
+    def __init__(self, content: AsyncIterator[ServerSentEvent], metrics: DeliveryMetrics, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            self._metrics.stream_ends.labels("sse", "send-timeout").inc()
 
 
 async def _sse(items: AsyncIterator[StreamItem], service: DeliveryService) -> AsyncIterator[ServerSentEvent]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +175,79 @@ def test_sigterm_tells_streams_to_reconnect_commits_and_leaves_the_group(
     assert any("reconnect: shutdown" in comment for comment in stream.comments)
     committed = kafka_broker.committed(group, topic, 3)
     assert sum(offset for offset in committed.values() if offset > 0) == 5, committed
+
+
+def test_a_stream_from_a_cursor_older_than_the_kept_window_starts_with_a_gap_event(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("chat", partitions=1)
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
+    settings = delivery_settings(settings, f"sqlite:{tmp_path / 'm.db'}", max_messages=10)
+    register_contracts(settings)
+    with running_node(settings, [topic], group=unique("delivery")) as node:
+        produce_events(settings, topic, [chat_event("c", i, userId="g") for i in range(3)])
+        wait_for(lambda: _state(node.url, "g")["count"] == 3, "3 messages")
+        early, _ = pull_all(node.url, "g")
+        produce_events(settings, topic, [chat_event("c", i, userId="g") for i in range(3, 25)])
+        wait_for(lambda: _state(node.url, "g")["last"].endswith("-25"), "25 messages")
+        stream = SseClient(f"{node.url}/v1/mailboxes/g/stream?after={early[0]['cursor']}", headers=auth("g"))
+        frames = stream.read(11)
+        page = httpx.get(f"{node.url}/v1/mailboxes/g/messages", params={"after": early[0]["cursor"]},
+                         headers=auth("g")).json()
+    assert frames[0].event == "gap" and frames[0].json()["after"] == early[0]["cursor"]
+    assert [f.json()["event"]["sequence"] for f in frames[1:]] == list(range(15, 25))  # the 10 kept
+    assert page["gap"] is True and page["messages"][0]["event"]["sequence"] == 15
+
+
+def test_a_client_that_stops_reading_is_cut_off_without_holding_up_a_hundred_others(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("chat", partitions=3)
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
+    settings = delivery_settings(settings, f"sqlite:{tmp_path / 'm.db'}", send_timeout_s=1.0)
+    register_contracts(settings)
+    big = "x" * 16_000
+    with running_node(settings, [topic], group=unique("delivery")) as node:
+        host, port = node.url.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)))
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(f"GET /v1/mailboxes/slow/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+                     f"{token('slow')}\r\n\r\n".encode())
+        produce_events(settings, topic, [chat_event(f"s{i % 3}", i, userId="slow", content=big) for i in range(300)])
+        wait_for(lambda: _state(node.url, "slow")["count"] == 300, "the slow client's 300 messages")
+        latencies = asyncio.run(_hundred_streams(node.url, settings, topic))
+        wait_for(lambda: 'hubstream_delivery_stream_ends_total{kind="sse",reason="send-timeout"} 1.0'
+                 in httpx.get(f"{node.url}/metrics").text, "the stuck stream to be cut off")
+        slow.close()
+    assert len(latencies) == 100 * 3
+    latencies.sort()
+    print(f"100 streams beside a stuck one: p50 {latencies[len(latencies) // 2]:.3f} s, p99 "
+          f"{latencies[int(len(latencies) * 0.99) - 1]:.3f} s")
+    assert latencies[int(len(latencies) * 0.99) - 1] < 3.0, latencies[-10:]
+
+
+async def _hundred_streams(url: str, settings: Any, topic: str) -> list[float]:
+    """100 streams, 3 events each: seconds from publish to receipt for each event."""
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30)) as client:
+
+        async def follow(recipient: str) -> None:
+            async with client.stream("GET", f"{url}/v1/mailboxes/{recipient}/stream", headers=auth(recipient)) as r:
+                got = 0
+                async for line in r.aiter_lines():
+                    if line.startswith("data:"):
+                        latencies.append(time.monotonic() - sent[json.loads(line[5:])["eventId"]])
+                        got += 1
+                        if got == 3:
+                            return
+
+        tasks = [asyncio.create_task(follow(f"r{i}")) for i in range(100)]
+        await asyncio.sleep(1.0)  # let the streams connect (they replay from the start anyway)
+        for round_ in range(3):
+            events = [chat_event(f"r{i}", round_, userId=f"r{i}") for i in range(100)]
+            now = time.monotonic()
+            sent.update({e["eventId"]: now for e in events})
+            await asyncio.to_thread(produce_events, settings, topic, events)
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    return latencies
