@@ -596,6 +596,7 @@ CHAT_EVENT = {
 }
 MINUTES_EVENT = {
     "eventType": "MINUTES_FINALIZED",
+    "eventId": "evt-1",
     "meetingId": "m-1",
     "title": "Weekly sync",
     "minutesId": "min-1",
@@ -604,6 +605,7 @@ MINUTES_EVENT = {
         {"sectionId": "s-2", "type": "ACTION_ITEM", "title": "Ship", "content": "Ada ships", "order": 1,
          "verified": False},
     ],
+    "participants": ["user-1", "user-2"],
 }
 
 

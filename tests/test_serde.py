@@ -57,6 +57,7 @@ def as_read(record: dict[str, Any]) -> dict[str, Any]:
 def minutes(**changes: Any) -> dict[str, Any]:
     record = {
         "eventType": "MINUTES_FINALIZED",
+        "eventId": "evt-m-1",
         "meetingId": "m-1",
         "title": "Weekly sync",
         "minutesId": "min-1",
@@ -64,6 +65,7 @@ def minutes(**changes: Any) -> dict[str, Any]:
             {"sectionId": "s1", "type": "DISCUSSION", "title": "Roadmap", "content": "x" * 300, "order": 1, "verified": True},
             {"sectionId": "s2", "type": "ACTION_ITEM", "title": "Follow up", "content": "", "order": 2, "verified": False},
         ],
+        "participants": ["user-1", "user-2"],
     }
     record.update(changes)
     return record
