@@ -320,6 +320,24 @@ def test_mode_parse(text: str, mode: Mode) -> None:
     assert Mode.parse(text) is mode
 
 
+def test_modes_have_their_azure_names_and_azure_offers_three() -> None:
+    names = {mode: mode.azure_name for mode in Mode}
+    assert names == {
+        Mode.NONE: "None", Mode.BACKWARD: "Backward", Mode.FORWARD: "Forward", Mode.FULL: "Full",
+        Mode.BACKWARD_TRANSITIVE: "BackwardTransitive", Mode.FORWARD_TRANSITIVE: "ForwardTransitive",
+        Mode.FULL_TRANSITIVE: "FullTransitive",
+    }
+    assert {mode for mode in Mode if mode.in_azure} == {Mode.NONE, Mode.BACKWARD, Mode.FORWARD}
+    assert all(Mode.parse(name) is mode for mode, name in names.items())
+    assert Mode.parse("backwardtransitive") is Mode.BACKWARD_TRANSITIVE
+
+
+def test_the_emulator_groups_use_the_same_modes() -> None:
+    from schemas.emulator.groups import SchemaGroup
+
+    assert SchemaGroup("g").compatibility is Mode.BACKWARD
+
+
 @pytest.mark.parametrize("text", ["", "full!", "transitive", "backwards", "strict"])
 def test_mode_parse_rejects_with_valid_list(text: str) -> None:
     with pytest.raises(UnknownModeError) as info:

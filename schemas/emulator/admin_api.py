@@ -1,8 +1,9 @@
 """The emulator's own admin API, outside Azure's paths: create and list schema groups.
 
 In Azure, groups are created in the portal or through ARM; here ``PUT /$hubstream/groups/{name}``
-with ``{"format": "Avro", "compatibility": "Backward"}`` does it. ``compatibility_in_azure`` is false
-for the modes Azure lacks (Full and the transitive ones, a hubstream extension).
+with ``{"format": "Avro", "compatibility": "Backward"}`` does it. Modes are shown with their Azure
+names; ``compatibility_in_azure`` is false for the modes Azure lacks (Full and the transitive ones, a
+hubstream extension).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from schemas.compatibility import Mode
 from schemas.emulator.errors import InvalidRequestError, NotFoundError
-from schemas.emulator.groups import Compatibility, SchemaFormat, SchemaGroup
+from schemas.emulator.groups import SchemaFormat, SchemaGroup
 from schemas.emulator.store import GroupUsage, SchemaStore
 
 PREFIX = "/$hubstream"
@@ -23,7 +25,7 @@ class GroupSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: SchemaFormat = SchemaFormat.AVRO
-    compatibility: Compatibility = Compatibility.BACKWARD
+    compatibility: Mode = Mode.BACKWARD
 
     @field_validator("format", mode="before")
     @classmethod
@@ -33,13 +35,13 @@ class GroupSpec(BaseModel):
     @field_validator("compatibility", mode="before")
     @classmethod
     def _any_spelling_compatibility(cls, value: Any) -> Any:
-        return Compatibility.parse(value) if isinstance(value, str) else value
+        return Mode.parse(value) if isinstance(value, str) else value
 
 
 class GroupView(BaseModel):
     name: str
     format: SchemaFormat
-    compatibility: Compatibility
+    compatibility: str  # the Azure name: Backward, FullTransitive ...
     compatibility_in_azure: bool
     schemas: int
     versions: int
@@ -50,7 +52,7 @@ class GroupView(BaseModel):
         return cls(
             name=group.name,
             format=group.format,
-            compatibility=group.compatibility,
+            compatibility=group.compatibility.azure_name,
             compatibility_in_azure=group.compatibility.in_azure,
             schemas=usage.schemas,
             versions=usage.versions,

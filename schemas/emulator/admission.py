@@ -1,7 +1,7 @@
 """What a schema group accepts as a new version: its own format, a schema that parses, and its compatibility mode.
 
-Compatibility is checked for Avro groups only, as in Azure (azure.md §B); Json and Custom groups
-keep their mode but nothing enforces it.
+Compatibility is checked for Avro groups only, as Azure does; Json and Custom groups keep their mode
+but nothing enforces it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastavro.schema import SchemaParseException, UnknownType
 from hubstream.errors import ContractError
 from schemas.compatibility import Mode, check_compatibility
 from schemas.emulator.errors import IncompatibleSchemaError, InvalidSchemaError, UnsupportedSchemaTypeError
-from schemas.emulator.groups import Compatibility, SchemaFormat, SchemaGroup
+from schemas.emulator.groups import SchemaFormat, SchemaGroup
 from schemas.emulator.store import Admission, SchemaVersion
 
 
@@ -53,9 +53,9 @@ def check_parses(fmt: SchemaFormat, definition: str) -> None:
 
 
 def check_compatible(group: SchemaGroup, definition: str, previous: Sequence[SchemaVersion]) -> None:
-    if not previous or group.format is not SchemaFormat.AVRO or group.compatibility is Compatibility.NONE:
+    if not previous or group.format is not SchemaFormat.AVRO or group.compatibility is Mode.NONE:
         return
-    mode = Mode[group.compatibility.name]
+    mode = group.compatibility
     try:
         findings = check_compatibility(definition, [v.definition for v in previous], mode)
     except ContractError as exc:
@@ -65,6 +65,6 @@ def check_compatible(group: SchemaGroup, definition: str, previous: Sequence[Sch
         # transitive findings already say which versions they break against
         against = "" if mode.transitive else f" against version {latest.version}"
         raise IncompatibleSchemaError(
-            f"Schema {group.name}/{latest.name} breaks the group's {group.compatibility.value} compatibility"
+            f"Schema {group.name}/{latest.name} breaks the group's {mode.azure_name} compatibility"
             f"{against}: " + "; ".join(finding.message for finding in findings)
         )

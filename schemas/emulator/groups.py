@@ -1,8 +1,8 @@
 """Schema groups: the format every schema in a group has, and the compatibility mode new versions must meet.
 
-Azure's modes are ``None``, ``Backward`` and ``Forward`` (azure.md §B). ``Full`` and the transitive
-variants are a hubstream extension: the real service does not offer them, so a group using one of
-them cannot be recreated as-is in Azure.
+The mode is ``schemas.compatibility.Mode``, written with its Azure name. Azure's modes are ``None``,
+``Backward`` and ``Forward``. ``Full`` and the transitive variants are a hubstream extension: the real
+service does not offer them, so a group using one of them cannot be recreated as-is in Azure.
 
 The ``--groups`` file is TOML, one table per group::
 
@@ -23,8 +23,9 @@ from enum import Enum
 from pathlib import Path
 
 from hubstream.errors import ConfigurationError
+from schemas.compatibility import Mode
 
-# Azure allows up to 50 characters for a schema group name (azure.md §B)
+# Azure allows up to 50 characters for a schema group name
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
 
 
@@ -41,35 +42,15 @@ class SchemaFormat(str, Enum):
         raise ValueError(f"unknown schema format {value!r}; use one of {', '.join(m.value for m in cls)}")
 
 
-class Compatibility(str, Enum):
-    NONE = "None"
-    BACKWARD = "Backward"
-    FORWARD = "Forward"
-    # hubstream extension, not offered by Azure
-    FULL = "Full"
-    BACKWARD_TRANSITIVE = "BackwardTransitive"
-    FORWARD_TRANSITIVE = "ForwardTransitive"
-    FULL_TRANSITIVE = "FullTransitive"
-
-    @property
-    def in_azure(self) -> bool:
-        return self in (Compatibility.NONE, Compatibility.BACKWARD, Compatibility.FORWARD)
-
-    @classmethod
-    def parse(cls, value: str) -> Compatibility:
-        """Accept any spelling people use: ``backward_transitive``, ``BACKWARD-TRANSITIVE``, ``BackwardTransitive``."""
-        wanted = re.sub(r"[\s_-]", "", value).lower()
-        for member in cls:
-            if member.value.lower() == wanted:
-                return member
-        raise ValueError(f"unknown compatibility mode {value!r}; use one of {', '.join(m.value for m in cls)}")
+# the name this module gave the mode before it was shared with the compatibility checker
+Compatibility = Mode
 
 
 @dataclass(frozen=True)
 class SchemaGroup:
     name: str
     format: SchemaFormat = SchemaFormat.AVRO
-    compatibility: Compatibility = Compatibility.BACKWARD
+    compatibility: Mode = Mode.BACKWARD
 
     def __post_init__(self) -> None:
         if not GROUP_NAME.match(self.name):
@@ -107,7 +88,7 @@ def _group_from_table(path: Path, name: str, table: object) -> SchemaGroup:
         return SchemaGroup(
             name=name,
             format=SchemaFormat.parse(str(table.get("format", SchemaFormat.AVRO.value))),
-            compatibility=Compatibility.parse(str(table.get("compatibility", Compatibility.BACKWARD.value))),
+            compatibility=Mode.parse(str(table.get("compatibility", Mode.BACKWARD.azure_name))),
         )
     except ValueError as exc:
         raise ConfigurationError(f"{where}: {exc}") from exc

@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.compatibility import Mode
 from schemas.emulator.errors import GroupConflictError, NotFoundError
-from schemas.emulator.groups import Compatibility, SchemaFormat, SchemaGroup
+from schemas.emulator.groups import SchemaFormat, SchemaGroup
 
 DB_FILE = "registry.db"
 
@@ -92,7 +93,7 @@ class SchemaStore:
             conn.execute(
                 "INSERT INTO schema_groups (name, format, compatibility) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET format = excluded.format, compatibility = excluded.compatibility",
-                (group.name, group.format.value, group.compatibility.value),
+                (group.name, group.format.value, group.compatibility.azure_name),
             )
             return _get_group(conn, group.name)
 
@@ -101,7 +102,7 @@ class SchemaStore:
         with self._write() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO schema_groups (name, format, compatibility) VALUES (?, ?, ?)",
-                (group.name, group.format.value, group.compatibility.value),
+                (group.name, group.format.value, group.compatibility.azure_name),
             )
             return _get_group(conn, group.name)
 
@@ -247,7 +248,7 @@ def _versions(conn: sqlite3.Connection, group_name: str, name: str) -> list[Sche
 
 
 def _group_from_row(row: Sequence[str]) -> SchemaGroup:
-    return SchemaGroup(name=row[0], format=SchemaFormat(row[1]), compatibility=Compatibility(row[2]))
+    return SchemaGroup(name=row[0], format=SchemaFormat(row[1]), compatibility=Mode.parse(row[2]))
 
 
 def _version_from_row(row: Sequence[object]) -> SchemaVersion:

@@ -1,19 +1,4 @@
-"""Avro schema compatibility: can the readers and writers of a contract keep running across a change?
-
-Everything rests on one question, answered by ``reader_findings(reader, writer)``: can a consumer
-whose schema is ``reader`` decode data a producer wrote with ``writer``? The answer follows the
-schema-resolution rules of the Avro 1.11 specification, the ones every Avro reader applies.
-
-Modes name directions between the NEW schema and the OLD (already registered) versions:
-
-    BACKWARD   new reads old      reader = new, writer = old: consumers may upgrade first
-    FORWARD    old reads new      reader = old, writer = new: producers may upgrade first
-    FULL       both directions
-    *_TRANSITIVE                  against every previous version, not only the latest
-    NONE                          no check
-
-Azure Schema Registry enforces only None, Backward and Forward, against the latest version
-(docs/azure.md §B); the other modes are for checks the registry cannot do, such as CI on contracts.
+"""The schema-resolution walk behind ``check_compatibility`` and ``reader_findings``.
 
 ``check_compatibility`` returns ``Finding``s, ``[]`` meaning compatible. Rule ids are stable:
 
@@ -41,59 +26,12 @@ timestamp-micros) is not flagged: Avro readers fall back to the base type.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from hubstream.errors import ConfigurationError
-from schemas import avro_types as t
-
-
-class UnknownModeError(ConfigurationError, ValueError):
-    def __init__(self, text: object) -> None:
-        valid = ", ".join(mode.value for mode in Mode)
-        super().__init__(
-            f"unknown compatibility mode {text!r}; valid modes: {valid} "
-            "(any case; '-', '_', spaces or CamelCase between words). "
-            "Azure Schema Registry itself offers only None, Backward and Forward."
-        )
-
-
-class Mode(str, Enum):
-    NONE = "NONE"
-    BACKWARD = "BACKWARD"
-    FORWARD = "FORWARD"
-    FULL = "FULL"
-    BACKWARD_TRANSITIVE = "BACKWARD_TRANSITIVE"
-    FORWARD_TRANSITIVE = "FORWARD_TRANSITIVE"
-    FULL_TRANSITIVE = "FULL_TRANSITIVE"
-
-    @classmethod
-    def parse(cls, text: str) -> Mode:
-        """``backward``, ``Backward``, ``full-transitive``, ``FullTransitive`` … -> a Mode."""
-        if isinstance(text, Mode):
-            return text
-        if not isinstance(text, str):
-            raise UnknownModeError(text)
-        words = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", text.strip())
-        try:
-            return cls[re.sub(r"[-\s]+", "_", words).upper()]
-        except KeyError:
-            raise UnknownModeError(text) from None
-
-    @property
-    def transitive(self) -> bool:
-        return self.value.endswith("_TRANSITIVE")
-
-    @property
-    def backward(self) -> bool:
-        return self.value.startswith(("BACKWARD", "FULL"))
-
-    @property
-    def forward(self) -> bool:
-        return self.value.startswith(("FORWARD", "FULL"))
+from schemas import model as t
+from schemas.compatibility.modes import Mode
 
 
 @dataclass(frozen=True)
@@ -149,12 +87,12 @@ def check_compatibility(new_schema: SchemaText, previous: Sequence[SchemaText], 
     mode = Mode.parse(mode)
     if mode is Mode.NONE or not previous:
         return []
-    new = t.parse(new_schema)
+    new = _parse(new_schema)
     numbered = list(enumerate(previous, start=1))
     targets = numbered if mode.transitive else numbered[-1:]
     found: dict[tuple[str, str, str], list[int]] = {}
     for version, old_schema in targets:
-        old = t.parse(old_schema)
+        old = _parse(old_schema)
         for finding in _directions(new, old, mode):
             found.setdefault((finding.path, finding.rule, finding.message), []).append(version)
     return [
@@ -165,8 +103,13 @@ def check_compatibility(new_schema: SchemaText, previous: Sequence[SchemaText], 
 
 def reader_findings(reader: SchemaText, writer: SchemaText) -> list[Finding]:
     """Why a reader with schema ``reader`` cannot read data written with ``writer``; ``[]`` if it can."""
-    reader_type, writer_type = t.parse(reader), t.parse(writer)
+    reader_type, writer_type = _parse(reader), _parse(writer)
     return _Resolver(_NEUTRAL).run(reader_type, writer_type, _root_label(reader_type))
+
+
+def _parse(schema: SchemaText) -> t.AvroType:
+    """A schema as JSON text or decoded JSON; ContractError when it is not valid Avro."""
+    return (t.parse_text(schema) if isinstance(schema, str) else t.parse(schema)).root
 
 
 def _directions(new: t.AvroType, old: t.AvroType, mode: Mode) -> list[Finding]:
@@ -282,7 +225,7 @@ class _Resolver:
         elif isinstance(reader, t.Map) and isinstance(writer, t.Map):
             self.resolve(reader.values, writer.values, where.values())
         elif isinstance(reader, t.Named) and type(reader) is type(writer):
-            self.named(reader, writer, where)  # type: ignore[arg-type]
+            self.named(reader, writer, where)
         else:
             self.mismatch(reader, writer, where, note)
 
@@ -345,7 +288,7 @@ class _Resolver:
             self.decimal(reader.logical, writer.logical, where)
 
     def decimal(self, reader: t.Logical | None, writer: t.Logical | None, where: _Where) -> None:
-        if reader is None or writer is None or reader.name != "decimal" or writer.name != "decimal":
+        if reader is None or writer is None or not reader.decimal or not writer.decimal:
             return
         if (reader.precision, reader.scale) != (writer.precision, writer.scale):
             self.report(
@@ -389,5 +332,5 @@ def matches(reader: t.AvroType, writer: t.AvroType) -> bool:
     if isinstance(reader, t.Fixed) and isinstance(writer, t.Fixed):
         return reader.size == writer.size and t.names_match(reader, writer)
     if isinstance(reader, t.Named) and type(reader) is type(writer):
-        return t.names_match(reader, writer)  # type: ignore[arg-type]
+        return t.names_match(reader, writer)
     return False
