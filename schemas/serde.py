@@ -3,7 +3,8 @@
 A record value is the **raw Avro binary** of the record (no magic byte, no schema id in the bytes), and the
 record carries the Kafka header ``content-type`` whose value is the ASCII text ``avro/binary+<schema id>``.
 That is what ``KafkaAvroSerializer`` (Java, .NET) writes, and the bytes equal azure-schemaregistry-avroencoder's
-``AvroEncoder.encode`` output (``content`` / ``content_type``).
+``AvroEncoder.encode`` output (``content`` / ``content_type``). The framing itself (header value, legacy
+prefix) is defined once, in ``schemas.wire``; the Avro bodies come from ``schemas.codec``.
 
 Decoding rules, in order:
 
@@ -37,15 +38,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from hubstream.errors import ContractError, EventValidationError, UndecodableRecordError, UnknownSchemaIdError
+from schemas.codec import CompiledSchema, compile_schema, problems, resolving_decoder
 from schemas.contracts import Contract
-from schemas.fastcodec import CompiledSchema, compile_schema, problems, resolving_decoder
 from schemas.registry import SchemaRegistry
-
-CONTENT_TYPE = "content-type"
-AVRO_MIME_TYPE = "avro/binary"
-LEGACY_PREAMBLE = b"\x00\x00\x00\x00"
-LEGACY_ID_SIZE = 32
-LEGACY_HEADER_SIZE = len(LEGACY_PREAMBLE) + LEGACY_ID_SIZE
+from schemas.wire import (
+    AVRO_MIME_TYPE,
+    CONTENT_TYPE,
+    LEGACY_ID_SIZE,
+    content_type,
+    legacy_body,
+    legacy_schema_id,
+    schema_id_of_content_type,
+)
 
 Headers = list[tuple[str, bytes | str | None]]
 Format = Literal["header", "legacy"]
@@ -141,7 +145,7 @@ class AvroSerde:
     def _writer(self, contract: Contract) -> _Writer:
         schema_id = self.registry.schema_id(contract)
         compiled = self._compile(contract.text, contract.schema)
-        header = (CONTENT_TYPE, f"{AVRO_MIME_TYPE}+{schema_id}".encode("ascii"))
+        header = (CONTENT_TYPE, content_type(schema_id))
         writer = _Writer(compiled.encode, header, schema_id, compiled, contract.name)
         self._remember(self._writers, contract.text, writer)
         # our own records then decode without asking the registry for the definition
@@ -151,7 +155,7 @@ class AvroSerde:
 
     def _invalid(self, record: Any, writer: _Writer, error: Exception) -> EventValidationError:
         compiled = writer.compiled
-        found = problems(record, compiled.parsed, compiled.named)
+        found = problems(record, compiled.schema.root)
         if not found:
             found = [("$", f"{type(error).__name__}: {error}")]
         return EventValidationError(writer.contract_name, found)
@@ -220,12 +224,12 @@ class AvroSerde:
         if plan is None:
             plan = self._plan_for_id(schema_id, value, headers)
             self._remember(self._plans, ("legacy", schema_id), plan)
-        return self._decode_body(plan, body[LEGACY_HEADER_SIZE:], value, headers, reader, "legacy")
+        return self._decode_body(plan, legacy_body(body), value, headers, reader, "legacy")
 
     def _legacy_id(self, body: bytes, value: Any, headers: Any) -> str:
-        id_bytes = body[len(LEGACY_PREAMBLE) : LEGACY_HEADER_SIZE]
-        if body[:4] == LEGACY_PREAMBLE and len(id_bytes) == LEGACY_ID_SIZE and id_bytes.isascii() and id_bytes.isalnum():
-            return id_bytes.decode("ascii")
+        schema_id = legacy_schema_id(body)
+        if schema_id is not None:
+            return schema_id
         near = sorted({str(k) for k, _ in _pairs(headers or []) if str(k).lower() == CONTENT_TYPE})
         hint = f" (there is a {near[0]!r} header, but header keys are case-sensitive)" if near else ""
         raise RecordDecodeError(
@@ -327,14 +331,14 @@ def _parse_content_type(raw: Any, value: Any, headers: Any) -> str:
     else:
         what = "has no value" if raw is None else f"is a {type(raw).__name__}, not bytes or text"
         raise RecordDecodeError(f"the {CONTENT_TYPE} header {what}; {expected}", value=value, headers=headers)
-    parts = text.split("+")
-    if len(parts) != 2 or parts[0].lower() != AVRO_MIME_TYPE or not parts[1]:
+    schema_id = schema_id_of_content_type(text)
+    if schema_id is None:
         raise RecordDecodeError(
             f"the {CONTENT_TYPE} header is {text[:80]!r}, not an Azure Schema Registry Avro content type; {expected}",
             value=value,
             headers=headers,
         )
-    return parts[1]
+    return schema_id
 
 
 def _body_error(error: Exception, plan: _Plan, value: Any, headers: Any, reader: Any) -> RecordDecodeError:
@@ -351,8 +355,6 @@ def _body_error(error: Exception, plan: _Plan, value: Any, headers: Any, reader:
 
 
 __all__ = [
-    "AVRO_MIME_TYPE",
-    "CONTENT_TYPE",
     "AvroSerde",
     "DecodedValue",
     "EncodedValue",

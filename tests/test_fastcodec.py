@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.fastcodec import compile_schema, problems
+from schemas.codec import compile_schema, problems
 
 INNER = {
     "type": "record",
@@ -233,7 +233,7 @@ def test_what_the_encoder_refuses_and_why(record: dict[str, Any], expected: list
     codec = compile_schema(schema)
     with pytest.raises((TypeError, ValueError, KeyError, AttributeError)):  # AvroSerde: EventValidationError
         codec.encode(record)
-    assert problems(record, codec.parsed, codec.named) == expected
+    assert problems(record, codec.schema.root) == expected
 
 
 @pytest.mark.parametrize(
