@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 import schemas
 from hubstream.errors import ContractError, EventValidationError, SerdeError
 from schemas.contracts import load_contracts
-from schemas.natural_json import NaturalJson, format_path, from_natural_json, to_natural_json
+from schemas.natural import NaturalJson, from_natural_json, to_natural_json
+from schemas.paths import format_path
 
 UTC = timezone.utc
 CONTRACTS = load_contracts(Path(schemas.__file__).parent / "avro")
