@@ -14,7 +14,7 @@
     admin_client.py  HTTPS client for the admin API (the CLI and tests use it)
     server.py        runs the app under uvicorn with the local CA's certificate
 
-Behaviour where Azure's is not documented (azure.md lists these as unverified):
+Behaviour where Azure's is not documented, or could not be observed, chosen here:
 
 - Unknown group: 404 ItemNotFound, as in Azure, where groups exist only once created in the
   portal. Silently creating it would hide a mistyped group name until the code meets real Azure.

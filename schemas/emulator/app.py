@@ -58,7 +58,7 @@ def _health() -> dict[str, str]:
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    # no WWW-Authenticate on 401: azure-core would treat it as a claims challenge (azure.md §A.1)
+    # no WWW-Authenticate on 401: azure-core's bearer policy would take it for a claims challenge
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers={"x-ms-error-code": code}
     )

@@ -1,4 +1,13 @@
-"""The six data-plane operations azure-schemaregistry 1.3.0 calls (azure.md §A.2), on one catch-all route.
+"""The six data-plane operations azure-schemaregistry 1.3.0 calls, on one catch-all route.
+
+    register                PUT  /$schemaGroups/{group}/schemas/{name}
+    get properties by text  POST /$schemaGroups/{group}/schemas/{name}:get-id
+    get by id               GET  /$schemaGroups/$schemas/{id}
+    get a version           GET  /$schemaGroups/{group}/schemas/{name}/versions/{version}
+    list versions           GET  /$schemaGroups/{group}/schemas/{name}/versions
+    list groups             GET  /$schemaGroups
+
+The ``api-version`` query parameter is required (the SDK sends 2022-10); any value is accepted.
 
 Status codes follow what the SDK accepts: 204 with headers for PUT and POST, 200 with the exact
 schema text and a format Content-Type for GETs, ``{"Value": [...]}`` for lists.

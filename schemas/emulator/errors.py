@@ -1,7 +1,10 @@
-"""Errors the emulator answers with, shaped like Azure's (azure.md §A.5).
+"""Errors the emulator answers with, shaped like Azure's.
 
-Each carries the HTTP status and the ``code`` that goes into both ``x-ms-error-code`` and the body
-``{"error": {"code": ..., "message": ...}}``; ``app.py`` turns them into responses in one handler.
+Azure answers an error with JSON, the header ``x-ms-error-code: <code>`` and the body
+``{"error": {"code": ..., "message": ...}}``; azure-core reads the code and message from it and maps
+401 to ``ClientAuthenticationError``, 404 to ``ResourceNotFoundError``, 409 to ``ResourceExistsError``
+and any other failure to ``HttpResponseError``. Each error here carries the HTTP status and that
+``code``; ``app.py`` turns them into responses in one handler.
 
     RegistryError (hubstream.errors)
     └── EmulatorError

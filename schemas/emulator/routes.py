@@ -2,8 +2,8 @@
 
 The SDK sends ``/$schemaGroups`` while the service writes ``/$schemagroups``, so literal segments match
 case-insensitively. Names are percent-encoded with no safe characters and ``:get-id`` is appended
-after the encoded name, so the path is split on ``/`` first and each segment decoded after
-(azure.md §A.2); routing on the already-decoded path would split ``a%2Fb`` in two.
+after the encoded name (``a b/c`` is sent as ``a%20b%2Fc``), so the path is split on ``/`` first and
+each segment decoded after; routing on the already-decoded path would split ``a%2Fb`` in two.
 """
 
 from __future__ import annotations
