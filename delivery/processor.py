@@ -38,7 +38,7 @@ from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter, where
 from kafka_consumer.events import decode_event
 from kafka_consumer.processing import TP, Completed, Halted, Lane, Report, WorkerContext
 from schemas.contracts import Catalog, Contract
-from schemas.natural_json import NaturalJson
+from schemas.natural import NaturalJson
 from schemas.serde import AvroSerde
 
 log = logging.getLogger(__name__)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
+from hubstream_cli.common import Commands
 
-import typer
-
-from hubstream.errors import HubstreamError
-from hubstream_cli.common import console
-
-app = typer.Typer(
+app = Commands(
     name="hubstream",
     help="Event streaming on Azure Event Hubs' Kafka endpoint, with a local stack for development.",
     no_args_is_help=True,
@@ -45,10 +40,5 @@ def _register() -> None:
 
 
 def main() -> None:
-    """The one error boundary: a hubstream error is printed for a person (no traceback) and exits with 2."""
     _register()
-    try:
-        app()
-    except HubstreamError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+    app()

@@ -9,9 +9,9 @@ import typer
 from delivery.auth import mint_token
 from devstack.discovery import with_local_secret
 from hubstream.errors import ConfigurationError
-from hubstream_cli.common import StateDirOption, load_settings
+from hubstream_cli.common import Commands, StateDirOption, load_settings
 
-app = typer.Typer(help="Tokens for end clients of the delivery API (pull, ack, streams).", no_args_is_help=True)
+app = Commands(help="Tokens for end clients of the delivery API (pull, ack, streams).", no_args_is_help=True)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hubstream import logs
 from hubstream import settings as settings_module
+from hubstream.errors import HubstreamError
 from hubstream.settings import Settings
 
 console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Commands(typer.Typer):
+    """A typer app whose every command runs inside the one error boundary: a HubstreamError is printed for a
+    person (no traceback) and exits with code 2."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: F) -> F:
+            register(_reported(func))
+            return func
+
+        return decorator
+
+
+def _reported(func: F) -> F:
+    @functools.wraps(func)  # typer reads the options from the signature, which wraps keeps
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HubstreamError as exc:
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(code=2) from None
+
+    return run  # type: ignore[return-value]
 
 StateDirOption = Annotated[
     Path | None,

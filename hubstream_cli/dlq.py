@@ -17,11 +17,11 @@ from rich.progress import (
 from rich.table import Table
 
 from devstack.discovery import with_local_stack
-from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
+from hubstream_cli.common import Commands, StateDirOption, console, load_settings, setup_logging
 from kafka_consumer.admin import dlq_replay
 from kafka_consumer.admin.dlq_replay import ReplaySummary
 
-app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
+app = Commands(help="Dead-letter topics.", no_args_is_help=True)
 
 
 @app.command("replay")

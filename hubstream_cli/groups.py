@@ -11,10 +11,10 @@ from rich.table import Table
 
 from devstack.discovery import with_local_stack
 from hubstream import kafka_config
-from hubstream_cli.common import StateDirOption, console, load_settings
+from hubstream_cli.common import Commands, StateDirOption, console, load_settings
 from kafka_consumer.admin.group_offsets import ResetTarget, apply_reset, plan_reset
 
-app = typer.Typer(help="Consumer-group operations.", no_args_is_help=True)
+app = Commands(help="Consumer-group operations.", no_args_is_help=True)
 
 
 @app.command("reset-offsets")

@@ -12,16 +12,16 @@ from rich.table import Table
 from devstack.discovery import StackInfo
 from hubstream import ports
 from hubstream.errors import ConfigurationError
-from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
+from hubstream_cli.common import Commands, StateDirOption, console, load_settings, setup_logging
 
 if TYPE_CHECKING:
     from schemas.emulator.admin_client import EmulatorAdminClient
 
-app = typer.Typer(
+app = Commands(
     help="The local Azure Schema Registry emulator (HTTPS, the API azure-schemaregistry uses).",
     no_args_is_help=True,
 )
-group_app = typer.Typer(
+group_app = Commands(
     help="Schema groups of a running emulator (format and compatibility mode).", no_args_is_help=True
 )
 app.add_typer(group_app, name="group")
@@ -98,14 +98,15 @@ def group_create(
     state_dir: StateDirOption = None,
 ) -> None:
     """Create a schema group, or change the compatibility mode of an existing one."""
-    from schemas.emulator.groups import Compatibility, SchemaFormat
+    from schemas.compatibility import Mode
+    from schemas.emulator.groups import SchemaFormat
 
     try:
-        fmt, mode = SchemaFormat.parse(fmt), Compatibility.parse(compatibility)
+        fmt, mode = SchemaFormat.parse(fmt), Mode.parse(compatibility)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     with _admin_client(url, ca_file, state_dir) as client:
-        group = client.put_group(name, format=fmt.value, compatibility=mode.value)
+        group = client.put_group(name, format=fmt.value, compatibility=mode.azure_name)
     note = "" if group["compatibility_in_azure"] else " (hubstream extension: Azure has no such mode)"
     console.print(f"schema group [bold]{group['name']}[/]: {group['format']}, {group['compatibility']}{note}")
 

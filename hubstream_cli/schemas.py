@@ -14,13 +14,13 @@ from rich.table import Table
 from devstack.discovery import with_local_stack
 from hubstream.errors import ContractError, HubstreamError, RegistryError
 from hubstream.settings import Settings
-from hubstream_cli.common import StateDirOption, console, load_settings
+from hubstream_cli.common import Commands, StateDirOption, console, load_settings
 from schemas import schema_ops as ops
 from schemas.compatibility import Finding, Mode, UnknownModeError
 from schemas.contracts import Contract, load_contracts
 from schemas.registry import SchemaRegistry
 
-app = typer.Typer(
+app = Commands(
     help="The Avro contracts against the schema registry: compatibility checks, registration, versions.",
     no_args_is_help=True,
 )

@@ -10,7 +10,7 @@ from typing import Any
 from hubstream.errors import BrokerError, BrokerUnavailableError, EventValidationError
 from kafka_producer.producer import AsyncProducer, Delivery
 from schemas.contracts import Catalog, Contract, TopicBinding
-from schemas.natural_json import NaturalJson
+from schemas.natural import NaturalJson
 from schemas.serde import AvroSerde, EncodedValue
 
 # librdkafka's message.timeout.ms bounds each delivery; this covers a callback that never comes

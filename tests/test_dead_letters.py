@@ -20,7 +20,7 @@ from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.failures import PermanentError
 from kafka_consumer.monitoring import MonitoringServer
 from schemas.contracts import Catalog
-from schemas.natural_json import NaturalJson
+from schemas.natural import NaturalJson
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
 from tests.fixtures.broker import LocalKafka, unique

@@ -42,10 +42,6 @@ class SchemaFormat(str, Enum):
         raise ValueError(f"unknown schema format {value!r}; use one of {', '.join(m.value for m in cls)}")
 
 
-# the name this module gave the mode before it was shared with the compatibility checker
-Compatibility = Mode
-
-
 @dataclass(frozen=True)
 class SchemaGroup:
     name: str
