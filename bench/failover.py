@@ -62,8 +62,15 @@ PRODUCE_EVERY_S = 0.025
 MEASURED = 0  # the partition whose owner is stopped
 SIDES = ("bare", "hubstream")
 CASES = {"kill -9": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
-_TIMING_KEYS = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy",
-                "max.poll.interval.ms", "fetch.wait.max.ms", "enable.auto.commit", "auto.offset.reset")
+_TIMING_KEYS = (
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "max.poll.interval.ms",
+    "fetch.wait.max.ms",
+    "enable.auto.commit",
+    "auto.offset.reset",
+)
 
 
 @contextlib.contextmanager
@@ -73,9 +80,13 @@ def local_services(workdir: Path) -> Iterator[Settings]:
     broker = start_broker(port, log_file=workdir / "broker.log")  # a child that dies with this process
     try:
         with local_emulator("hubstream-local") as (namespace, ca_file):
-            yield Settings(_env_file=None, profile="local", state_dir=workdir,
-                           kafka={"bootstrap_servers": f"127.0.0.1:{port}"},
-                           registry={"namespace": namespace, "ca_file": ca_file, "group": "hubstream"})
+            yield Settings(
+                _env_file=None,
+                profile="local",
+                state_dir=workdir,
+                kafka={"bootstrap_servers": f"127.0.0.1:{port}"},
+                registry={"namespace": namespace, "ca_file": ca_file, "group": "hubstream"},
+            )
     finally:
         broker.stop()
 
@@ -140,8 +151,11 @@ class Bench:
                 sent_at = time.time()
                 victim.process.send_signal(CASES[case])
                 code = victim.process.wait(30)
-                first = wait_for(lambda: _first_after(record_file, heir.pid, sent_at), 60,
-                                  f"{name}: partition {MEASURED} handled again")
+                first = wait_for(
+                    lambda: _first_after(record_file, heir.pid, sent_at),
+                    60,
+                    f"{name}: partition {MEASURED} handled again",
+                )
             return first.at - sent_at, (None if case == "kill -9" else code)
         finally:
             for member in members:
@@ -152,8 +166,13 @@ class Bench:
             args = ["-m", "hubstream_cli", "consume", "--handler", "bench.failover_members:record", "--ops-port", "0"]
         else:
             args = ["-m", "bench.failover_members"]
-        return ChildProcess(name, [sys.executable, *args, "--group", topic, "--topic", topic],
-                            log_file=self.workdir / f"{name}.log", env=env, cwd=REPO_ROOT)
+        return ChildProcess(
+            name,
+            [sys.executable, *args, "--group", topic, "--topic", topic],
+            log_file=self.workdir / f"{name}.log",
+            env=env,
+            cwd=REPO_ROOT,
+        )
 
 
 def _settled(record_file: Path) -> dict[int, int] | None:
@@ -170,8 +189,14 @@ def _settled(record_file: Path) -> dict[int, int] | None:
 
 
 def _first_after(record_file: Path, pid: int, since: float) -> Line | None:
-    return next((line for line in read_lines(record_file) if line.pid == pid and line.what == "start"
-                 and line.partition == MEASURED and line.at > since), None)
+    return next(
+        (
+            line
+            for line in read_lines(record_file)
+            if line.pid == pid and line.what == "start" and line.partition == MEASURED and line.at > since
+        ),
+        None,
+    )
 
 
 def run(bench: Bench, delays: list[float]) -> dict[tuple[str, str], list[float]]:
@@ -182,8 +207,9 @@ def run(bench: Bench, delays: list[float]) -> dict[tuple[str, str], list[float]]
                 seconds, code = bench.measure(side, case, delay_s)
                 results[(case, side)].append(seconds)
                 exit_note = "" if code is None else f" (exit code {code})"
-                print(f"  round {round_ + 1} (+{delay_s:.2f} s) {case:8} {side:9} {seconds:5.2f} s{exit_note}",
-                      flush=True)
+                print(
+                    f"  round {round_ + 1} (+{delay_s:.2f} s) {case:8} {side:9} {seconds:5.2f} s{exit_note}", flush=True
+                )
                 if code not in (None, 0):
                     raise SystemExit(f"the SIGTERMed {side} member exited with {code}")
     return results
@@ -200,8 +226,10 @@ def report(results: dict[tuple[str, str], list[float]], delays: list[float]) -> 
     over = {case: medians[(case, "hubstream")] - medians[(case, "bare")] for case in CASES}
     print(f"\n{'case':9}{'bare':>7}{'hubstream':>11}{'ours - bare':>13}{'goal':>8}  met")
     for case, extra in over.items():
-        print(f"{case:9}{medians[(case, 'bare')]:7.2f}{medians[(case, 'hubstream')]:11.2f}{extra:+13.2f}"
-              f"{'<= ' + format(GOAL_S, '.0f'):>8}  {'yes' if extra <= GOAL_S else 'NO'}")
+        print(
+            f"{case:9}{medians[(case, 'bare')]:7.2f}{medians[(case, 'hubstream')]:11.2f}{extra:+13.2f}"
+            f"{'<= ' + format(GOAL_S, '.0f'):>8}  {'yes' if extra <= GOAL_S else 'NO'}"
+        )
     print()
     return all(extra <= GOAL_S for extra in over.values())
 
@@ -212,7 +240,10 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp, local_services(Path(tmp)) as settings:
         config = kafka_config.consumer_config(settings, "<group>")
-        print("consumer config of both sides (profile local): " + ", ".join(f"{k}={config[k]}" for k in _TIMING_KEYS), flush=True)
+        print(
+            "consumer config of both sides (profile local): " + ", ".join(f"{k}={config[k]}" for k in _TIMING_KEYS),
+            flush=True,
+        )
         admin = AdminClient(kafka_config.admin_config(settings))
         value, headers = encoded_record(settings)
         heartbeat_s = config["heartbeat.interval.ms"] / 1000

@@ -32,21 +32,21 @@ from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
 from azure.schemaregistry import SchemaRegistryClient  # noqa: E402
 from azure.schemaregistry.encoder.avroencoder import AvroEncoder  # noqa: E402
 
-from hubstream.credentials import StaticTokenCredential  # noqa: E402
 from devstack.tls import TlsFiles  # noqa: E402
+from hubstream.credentials import StaticTokenCredential  # noqa: E402
 from schemas.contracts import Contract, load_contracts  # noqa: E402
 from schemas.registry import SchemaRegistry  # noqa: E402
 from schemas.serde import AvroSerde  # noqa: E402
 
 GOALS = {"encode": 12.0, "decode": 6.0}
 CONTRACT = "hubstream.chat.ChatResponse"
-_WORDS = "the agent streams a response to the user chunk by chunk while it thinks about the answer".split()
+_WORDS = ["the", "agent", "streams", "a", "response", "to", "the", "user", "chunk", "by", "chunk", "while", "it", "thinks", "about", "the", "answer"]
 
 
 def chat_responses(n: int, seed: int = 7) -> list[dict[str, Any]]:
     """Records shaped like a streamed LLM answer: short ids, a chunk of text, a few metadata entries."""
     rng = random.Random(seed)
-    start = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
     records = []
     for i in range(n):
         conversation = i // 40
@@ -77,7 +77,17 @@ def local_emulator(token: str) -> Iterator[tuple[str, Path]]:
         state_dir = Path(state)
         log = open(state_dir / "emulator.log", "wb")  # noqa: SIM115 - closed below
         process = subprocess.Popen(
-            [sys.executable, "-m", "hubstream_cli", "registry", "serve", "--port", str(port), "--state-dir", str(state_dir)],
+            [
+                sys.executable,
+                "-m",
+                "hubstream_cli",
+                "registry",
+                "serve",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(state_dir),
+            ],
             cwd=REPO_ROOT,
             env={**os.environ, "HUBSTREAM_REGISTRY__GROUP": "hubstream"},
             stdout=log,
@@ -103,12 +113,14 @@ def _wait_for_ca(process: subprocess.Popen[bytes], state_dir: Path, namespace: s
             raise SystemExit(f"the registry emulator exited:\n{(state_dir / 'emulator.log').read_text()}")
         ca_file = TlsFiles.under(state_dir).ca_file
         if ca_file.exists():
-            client = SchemaRegistryClient(namespace, StaticTokenCredential(token), connection_verify=str(ca_file), retry_total=0)
+            client = SchemaRegistryClient(
+                namespace, StaticTokenCredential(token), connection_verify=str(ca_file), retry_total=0
+            )
             try:
                 client.get_schema("0" * 32)
             except ResourceNotFoundError:
                 return ca_file
-            except Exception:  # noqa: BLE001, S110 - not serving yet
+            except Exception:  # noqa: BLE001 - not serving yet
                 pass
             finally:
                 client.close()
@@ -177,7 +189,9 @@ def bench(client: SchemaRegistryClient, group: str, n: int, repeat: int) -> dict
 
 
 def report(best: dict[str, float], n: int, repeat: int) -> bool:
-    print(f"\nAvroSerde vs AvroEncoder: {n:,} ChatResponse records, best of {repeat} interleaved runs, bytes identical\n")
+    print(
+        f"\nAvroSerde vs AvroEncoder: {n:,} ChatResponse records, best of {repeat} interleaved runs, bytes identical\n"
+    )
     print(f"{'':8} {'AvroEncoder rec/s':>18} {'hubstream rec/s':>16} {'ratio':>7} {'goal':>6}  met")
     met_all = True
     for op in ("encode", "decode"):

@@ -24,8 +24,8 @@ from starlette.types import Receive, Scope, Send
 from delivery.auth import AuthError, Principal, TokenVerifier
 from delivery.mailbox import Cursor, MailboxError, Message, Page, StoreUnavailableError
 from delivery.metrics import DeliveryMetrics
-from delivery.streams import Farewell, Follow, Gap, StreamItem
 from delivery.stores import MailboxStore
+from delivery.streams import Farewell, Follow, Gap, StreamItem
 from hubstream.settings import DeliverySettings
 from kafka_consumer.health import WorkerStatus
 
@@ -85,8 +85,11 @@ class DeliveryService:
 
 
 def create_app(service: DeliveryService) -> FastAPI:
-    app = FastAPI(title="hubstream delivery", version="0.1.0",
-                  summary="Every event for a recipient, kept until read: pull, ack, and resumable streams.")
+    app = FastAPI(
+        title="hubstream delivery",
+        version="0.1.0",
+        summary="Every event for a recipient, kept until read: pull, ack, and resumable streams.",
+    )
     _install_error_handlers(app, service.metrics)
     _mailbox_routes(app, service)
     _stream_routes(app, service)
@@ -97,25 +100,39 @@ def create_app(service: DeliveryService) -> FastAPI:
 def _mailbox_routes(app: FastAPI, service: DeliveryService) -> None:
     store, settings = service.store, service.settings
 
-    @app.get("/v1/mailboxes/{recipient}/messages", response_model=PageOut, responses=_ERRORS,
-             summary="Messages after a cursor, oldest first")
-    async def messages(recipient: str, request: Request,
-                       after: Annotated[str | None, Query(description="A cursor; omit to start at the oldest")] = None,
-                       limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
-                       conversation: Annotated[str | None, Query(description="Only this conversation")] = None,
-                       ) -> Response:
+    @app.get(
+        "/v1/mailboxes/{recipient}/messages",
+        response_model=PageOut,
+        responses=_ERRORS,
+        summary="Messages after a cursor, oldest first",
+    )
+    async def messages(
+        recipient: str,
+        request: Request,
+        after: Annotated[str | None, Query(description="A cursor; omit to start at the oldest")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+        conversation: Annotated[str | None, Query(description="Only this conversation")] = None,
+    ) -> Response:
         await _principal(service, request, recipient)
         page = await store.read(recipient, _cursor(after), limit or settings.page_limit, conversation)
         return Response(_page_json(page), media_type="application/json")
 
-    @app.post("/v1/mailboxes/{recipient}/ack", response_model=StateOut, responses={**_ERRORS, 409: {"model": ErrorOut}},
-              summary="Mark everything up to a cursor as read (idempotent, never backwards)")
+    @app.post(
+        "/v1/mailboxes/{recipient}/ack",
+        response_model=StateOut,
+        responses={**_ERRORS, 409: {"model": ErrorOut}},
+        summary="Mark everything up to a cursor as read (idempotent, never backwards)",
+    )
     async def ack(recipient: str, body: AckIn, request: Request) -> dict[str, Any]:
         await _principal(service, request, recipient)
         return (await store.ack(recipient, Cursor.parse(body.upTo))).as_json()
 
-    @app.get("/v1/mailboxes/{recipient}", response_model=StateOut, responses=_ERRORS,
-             summary="How many messages are kept, and the first, last and acked cursors")
+    @app.get(
+        "/v1/mailboxes/{recipient}",
+        response_model=StateOut,
+        responses=_ERRORS,
+        summary="How many messages are kept, and the first, last and acked cursors",
+    )
     async def state(recipient: str, request: Request) -> dict[str, Any]:
         await _principal(service, request, recipient)
         return (await store.state(recipient)).as_json()
@@ -124,30 +141,49 @@ def _mailbox_routes(app: FastAPI, service: DeliveryService) -> None:
 def _stream_routes(app: FastAPI, service: DeliveryService) -> None:
     settings, metrics = service.settings, service.metrics
 
-    @app.get("/v1/mailboxes/{recipient}/stream", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}}},
-             summary="Server-sent events: replay after the cursor, then live")
-    async def stream(recipient: str, request: Request,
-                     after: Annotated[str | None, Query(description="Where to start; Last-Event-ID wins")] = None,
-                     conversation: str | None = None,
-                     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-                     ) -> EventSourceResponse:
+    @app.get(
+        "/v1/mailboxes/{recipient}/stream",
+        responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}}},
+        summary="Server-sent events: replay after the cursor, then live",
+    )
+    async def stream(
+        recipient: str,
+        request: Request,
+        after: Annotated[str | None, Query(description="Where to start; Last-Event-ID wins")] = None,
+        conversation: str | None = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> EventSourceResponse:
         principal = await _principal(service, request, recipient)
         start = _cursor(last_event_id or after)  # a reconnecting browser sends the header; a new one only ?after=
         items = service.follow.items(recipient, start, conversation, principal.expires_at)
-        return _EventStream(_sse(items, service), metrics, ping=int(settings.keepalive_s), sep="\n",
-                            send_timeout=settings.send_timeout_s, headers={"Cache-Control": "no-store"})
+        return _EventStream(
+            _sse(items, service),
+            metrics,
+            ping=int(settings.keepalive_s),
+            sep="\n",
+            send_timeout=settings.send_timeout_s,
+            headers={"Cache-Control": "no-store"},
+        )
 
     @app.websocket("/v1/mailboxes/{recipient}/ws")
-    async def websocket(ws: WebSocket, recipient: str, after: str | None = None,
-                        conversation: str | None = None) -> None:
+    async def websocket(
+        ws: WebSocket, recipient: str, after: str | None = None, conversation: str | None = None
+    ) -> None:
         try:
-            principal = await service.verifier.verify(_token(ws.headers.get("authorization"),
-                                                             ws.query_params.get("access_token")))
+            principal = await service.verifier.verify(
+                _token(ws.headers.get("authorization"), ws.query_params.get("access_token"))
+            )
             principal.may_read(recipient)
             start = _cursor(after)
         except (AuthError, MailboxError) as exc:
-            await ws.close(code=4401 if isinstance(exc, AuthError) and exc.status == 401 else
-                           4403 if isinstance(exc, AuthError) else 4400, reason=str(exc)[:120])
+            await ws.close(
+                code=4401
+                if isinstance(exc, AuthError) and exc.status == 401
+                else 4403
+                if isinstance(exc, AuthError)
+                else 4400,
+                reason=str(exc)[:120],
+            )
             return
         await ws.accept()
         metrics.streams.labels("ws").inc()
@@ -191,8 +227,14 @@ async def _sse(items: AsyncIterator[StreamItem], service: DeliveryService) -> As
         metrics.stream_ends.labels("sse", reason).inc()
 
 
-async def _websocket(ws: WebSocket, service: DeliveryService, recipient: str, start: Cursor | None,
-                     conversation: str | None, principal: Principal) -> None:
+async def _websocket(
+    ws: WebSocket,
+    service: DeliveryService,
+    recipient: str,
+    start: Cursor | None,
+    conversation: str | None,
+    principal: Principal,
+) -> None:
     """Send stream items; take {"ack": cursor} and {"resume": cursor} from the client meanwhile."""
     resume: asyncio.Queue[Cursor | None] = asyncio.Queue()
     resume.put_nowait(start)
@@ -272,8 +314,11 @@ async def _health(service: DeliveryService) -> dict[str, Any]:
     if status is not None:
         body |= status.as_json()
         problems = status.problems + problems
-    body |= {"problems": problems, "healthy": not problems and (status is None or status.healthy),
-             "streams": service.follow.wakeups.streams}
+    body |= {
+        "problems": problems,
+        "healthy": not problems and (status is None or status.healthy),
+        "streams": service.follow.wakeups.streams,
+    }
     body["ready"] = body["healthy"] and (status is None or status.ready)
     return body
 
@@ -297,12 +342,16 @@ def _cursor(text: str | None) -> Cursor | None:
 
 def _page_json(page: Page) -> str:
     messages = ",".join(m.wire_json() for m in page.messages)
-    return f'{{"messages":[{messages}],"next":{json.dumps(str(page.next) if page.next else None)},' \
-           f'"gap":{json.dumps(page.gap)}}}'
+    return (
+        f'{{"messages":[{messages}],"next":{json.dumps(str(page.next) if page.next else None)},'
+        f'"gap":{json.dumps(page.gap)}}}'
+    )
 
 
 def _gap_json(gap: Gap) -> str:
-    return json.dumps({"after": str(gap.after) if gap.after else None, "resume": str(gap.resume) if gap.resume else None})
+    return json.dumps(
+        {"after": str(gap.after) if gap.after else None, "resume": str(gap.resume) if gap.resume else None}
+    )
 
 
 def _ws_frame(item: StreamItem) -> str:

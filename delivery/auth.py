@@ -43,8 +43,10 @@ class Principal:
 class TokenVerifier:
     def __init__(self, settings: DeliveryAuthSettings) -> None:
         if settings.secret is None and settings.jwks_url is None:
-            raise ConfigurationError("delivery needs a way to check client tokens: set HUBSTREAM_DELIVERY__AUTH__SECRET "
-                                     "(HS256) or HUBSTREAM_DELIVERY__AUTH__JWKS_URL (RS256)")
+            raise ConfigurationError(
+                "delivery needs a way to check client tokens: set HUBSTREAM_DELIVERY__AUTH__SECRET "
+                "(HS256) or HUBSTREAM_DELIVERY__AUTH__JWKS_URL (RS256)"
+            )
         self._settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300) if settings.jwks_url else None
 
@@ -54,8 +56,13 @@ class TokenVerifier:
         try:
             key, algorithm = await self._key(token)
             claims = jwt.decode(
-                token, key, algorithms=[algorithm], audience=self._settings.audience, issuer=self._settings.issuer,
-                leeway=self._settings.leeway_s, options={"require": ["exp", "sub"]},
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._settings.audience,
+                issuer=self._settings.issuer,
+                leeway=self._settings.leeway_s,
+                options={"require": ["exp", "sub"]},
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("the token has expired: get a new one and reconnect with your last cursor") from None
@@ -73,9 +80,16 @@ class TokenVerifier:
         return self._settings.secret.get_secret_value(), "HS256"
 
 
-def mint_token(secret: str, subject: str, *, ttl_s: float, admin: bool = False,
-               audience: str = "hubstream-delivery", issuer: str | None = None,
-               admin_scope: str = "hubstream.admin") -> str:
+def mint_token(
+    secret: str,
+    subject: str,
+    *,
+    ttl_s: float,
+    admin: bool = False,
+    audience: str = "hubstream-delivery",
+    issuer: str | None = None,
+    admin_scope: str = "hubstream.admin",
+) -> str:
     """An HS256 client token for ``subject`` (what ``hubstream clients token`` prints)."""
     now = int(time.time())
     claims: dict[str, object] = {"sub": subject, "aud": audience, "iat": now, "exp": now + int(ttl_s)}

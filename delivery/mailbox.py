@@ -36,8 +36,10 @@ class InvalidCursorError(MailboxError):
     code = "InvalidCursor"
 
     def __init__(self, text: str) -> None:
-        super().__init__(f"{text[:80]!r} is not a cursor: pass back a cursor this service gave you "
-                         "(the `cursor` of a message, or `next` of a page), or omit it to start from the beginning")
+        super().__init__(
+            f"{text[:80]!r} is not a cursor: pass back a cursor this service gave you "
+            "(the `cursor` of a message, or `next` of a page), or omit it to start from the beginning"
+        )
 
 
 class AckAheadError(MailboxError):
@@ -45,8 +47,10 @@ class AckAheadError(MailboxError):
     code = "AckAhead"
 
     def __init__(self, recipient: str, cursor: Cursor, last: Cursor | None) -> None:
-        super().__init__(f"cannot ack {recipient}'s mailbox up to {cursor}: its last message is "
-                         f"{last or 'none yet'}. Ack only cursors you have received.")
+        super().__init__(
+            f"cannot ack {recipient}'s mailbox up to {cursor}: its last message is "
+            f"{last or 'none yet'}. Ack only cursors you have received."
+        )
 
 
 class StoreUnavailableError(HubstreamError):
@@ -131,8 +135,13 @@ class MailboxState:
     acked: Cursor | None
 
     def as_json(self) -> dict[str, Any]:
-        return {"recipient": self.recipient, "count": self.count, "first": _text(self.first),
-                "last": _text(self.last), "acked": _text(self.acked)}
+        return {
+            "recipient": self.recipient,
+            "count": self.count,
+            "first": _text(self.first),
+            "last": _text(self.last),
+            "acked": _text(self.acked),
+        }
 
 
 def _text(cursor: Cursor | None) -> str | None:

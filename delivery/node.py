@@ -85,11 +85,24 @@ class DeliveryNode:
         closing = asyncio.Event()
         follow = Follow(store, self.wakeups, self.settings.delivery, closing)
         worker = self._worker = self._build_worker(store) if self.options.consume else None
-        service = DeliveryService(store, self.verifier, follow, self.metrics, self.settings.delivery,
-                                  worker_status=lambda: worker.status() if worker else None,
-                                  worker_metrics=lambda: worker.metrics.exposition() if worker else b"")
-        config = uvicorn.Config(create_app(service), host=self.settings.delivery.host, port=self.port,
-                                log_level="warning", access_log=False, timeout_graceful_shutdown=5, lifespan="off")
+        service = DeliveryService(
+            store,
+            self.verifier,
+            follow,
+            self.metrics,
+            self.settings.delivery,
+            worker_status=lambda: worker.status() if worker else None,
+            worker_metrics=lambda: worker.metrics.exposition() if worker else b"",
+        )
+        config = uvicorn.Config(
+            create_app(service),
+            host=self.settings.delivery.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            lifespan="off",
+        )
         server = _Server(config, on_signal=self.stop)
         thread = threading.Thread(target=self._run_worker, name="delivery-worker", daemon=True) if worker else None
         prune = asyncio.create_task(self._prune_forever(store))
@@ -97,8 +110,12 @@ class DeliveryNode:
         try:
             if thread is not None:
                 thread.start()
-            log.info("delivery node on %s (%s)", self.url, "consuming " + ", ".join(self.options.topics)
-                     if worker else "API only", extra={"event": "delivery_ready", "url": self.url})
+            log.info(
+                "delivery node on %s (%s)",
+                self.url,
+                "consuming " + ", ".join(self.options.topics) if worker else "API only",
+                extra={"event": "delivery_ready", "url": self.url},
+            )
             stopped = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({stopped, serving}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
@@ -131,15 +148,27 @@ class DeliveryNode:
         routes = load_routes(catalog, settings.topics_file, self.options.topics)
 
         def processor(serde: AvroSerde, dead_letters: DeadLetters) -> DeliveryProcessor:
-            return DeliveryProcessor(serde, catalog, routes, store, loop=loop, metrics=self.metrics,
-                                     dead_letters=dead_letters, batch_max=settings.delivery.batch_max)
+            return DeliveryProcessor(
+                serde,
+                catalog,
+                routes,
+                store,
+                loop=loop,
+                metrics=self.metrics,
+                dead_letters=dead_letters,
+                batch_max=settings.delivery.batch_max,
+            )
 
         return build_worker(settings, group=self.options.group, topics=self.options.topics, processor=processor)
 
     def _store(self) -> MailboxStore:
         d = self.settings.delivery
-        return open_store(d.store, retention=Retention(d.max_messages, d.ttl_s, d.acked_grace_s), wakeups=self.wakeups,
-                          state_dir=self.settings.state_dir)
+        return open_store(
+            d.store,
+            retention=Retention(d.max_messages, d.ttl_s, d.acked_grace_s),
+            wakeups=self.wakeups,
+            state_dir=self.settings.state_dir,
+        )
 
     def _port(self) -> int:
         host, port = self.settings.delivery.host, self.options.port

@@ -57,9 +57,18 @@ class _Routed:
 
 
 class DeliveryProcessor:
-    def __init__(self, serde: AvroSerde, catalog: Catalog, routes: dict[str, Route], store: MailboxStore, *,
-                 loop: asyncio.AbstractEventLoop, metrics: DeliveryMetrics,
-                 dead_letters: Callable[[], DeadLetterWriter] | None, batch_max: int = 500) -> None:
+    def __init__(
+        self,
+        serde: AvroSerde,
+        catalog: Catalog,
+        routes: dict[str, Route],
+        store: MailboxStore,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        metrics: DeliveryMetrics,
+        dead_letters: Callable[[], DeadLetterWriter] | None,
+        batch_max: int = 500,
+    ) -> None:
         self._serde = serde
         self._routes = routes
         self._contracts: dict[str, Contract] = {topic: catalog.contract_for(topic) for topic in routes}
@@ -105,10 +114,13 @@ class DeliveryProcessor:
         try:
             asyncio.run_coroutine_threadsafe(self._written(ids), self._loop).result(timeout_s)
         except TimeoutError:
-            log.warning("mailbox writes of %s did not finish within %.0f s; they are not committed and the next "
-                        "owner writes them again (once: writes are idempotent)",
-                        ", ".join(f"{t}[{p}]" for t, p in sorted(lane.tp for lane in lanes)), timeout_s,
-                        extra={"event": "drain_timeout"})
+            log.warning(
+                "mailbox writes of %s did not finish within %.0f s; they are not committed and the next "
+                "owner writes them again (once: writes are idempotent)",
+                ", ".join(f"{t}[{p}]" for t, p in sorted(lane.tp for lane in lanes)),
+                timeout_s,
+                extra={"event": "drain_timeout"},
+            )
 
     def release(self, lanes: list[Lane], *, lost: bool) -> None:
         self._loop.call_soon_threadsafe(self._forget, {lane.id for lane in lanes})
@@ -180,15 +192,35 @@ class DeliveryProcessor:
         if not recipients:
             if route.without_recipients == "dead-letter":
                 return _Routed(lane, message, [], NoRecipientError(f"{where(message)} names no recipient"))
-            log.warning("%s names no recipient (%s); nothing to deliver", where(message),
-                        route.recipient or route.recipients, extra={"event": "unroutable", "topic": topic})
+            log.warning(
+                "%s names no recipient (%s); nothing to deliver",
+                where(message),
+                route.recipient or route.recipients,
+                extra={"event": "unroutable", "topic": topic},
+            )
             self._metrics.unroutable.labels(topic).inc()
             return _Routed(lane, message, [])
         natural = json.dumps(self._converters[topic].to_json(event.value), ensure_ascii=False, separators=(",", ":"))
         event_id = route.event_id_of(event.value, event.partition, event.offset)
         conversation = route.conversation_of(event.value)
-        return _Routed(lane, message, [Delivery(r, event_id, topic, event.partition, event.offset, event.schema_name,
-                                                event.schema_id, conversation, natural) for r in recipients])
+        return _Routed(
+            lane,
+            message,
+            [
+                Delivery(
+                    r,
+                    event_id,
+                    topic,
+                    event.partition,
+                    event.offset,
+                    event.schema_name,
+                    event.schema_id,
+                    conversation,
+                    natural,
+                )
+                for r in recipients
+            ],
+        )
 
     async def _retrying(self, what: str, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Retry until it works; the worker reports degraded while it does not."""
@@ -201,8 +233,13 @@ class DeliveryProcessor:
                 self._metrics.store_errors.labels(operation).inc()
                 failing_since = failing_since or time.time()
                 self._degraded(what, f"{what} is failing ({exc}); retrying every {backoff:.1f} s")
-                log.warning("%s failed, retrying in %.1f s: %s", what, backoff, exc,
-                            extra={"event": "delivery_retry", "operation": operation})
+                log.warning(
+                    "%s failed, retrying in %.1f s: %s",
+                    what,
+                    backoff,
+                    exc,
+                    extra={"event": "delivery_retry", "operation": operation},
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(_MAX_BACKOFF_S, backoff * 2)
                 continue
@@ -214,8 +251,14 @@ class DeliveryProcessor:
     async def _dead_letter(self, routed: _Routed) -> bool:
         assert routed.poison is not None
         if self._dead_letters is None:
-            self._done(Halted(routed.lane.id, routed.lane.tp, routed.message.offset(),
-                              f"{where(routed.message)} cannot be delivered and dead letters are off: {routed.poison}"))
+            self._done(
+                Halted(
+                    routed.lane.id,
+                    routed.lane.tp,
+                    routed.message.offset(),
+                    f"{where(routed.message)} cannot be delivered and dead letters are off: {routed.poison}",
+                )
+            )
             return False
         try:
             await self._dead_letters.write(routed.message, routed.poison, 0)

@@ -69,8 +69,10 @@ def load_routes(catalog: Catalog, topics_file: Path, topics: list[str]) -> dict[
     for topic in topics:
         entry = data.get(topic, {}).get("delivery")
         if entry is None:
-            raise ContractError(f"topic {topic!r} has no delivery routing in {topics_file}: add a "
-                                f'[topics."{topic}".delivery] table naming its recipient field')
+            raise ContractError(
+                f"topic {topic!r} has no delivery routing in {topics_file}: add a "
+                f'[topics."{topic}".delivery] table naming its recipient field'
+            )
         routes[topic] = _route(topic, entry, catalog.contract_for(topic), topics_file)
     return routes
 
@@ -84,7 +86,12 @@ def _route(topic: str, entry: dict[str, Any], contract: Contract, path: Path) ->
         raise ContractError(f"{where} needs exactly one of recipient (a string field) or recipients (an array)")
     if entry.get("without_recipients", "count") not in ("count", "dead-letter"):
         raise ContractError(f"{where}: without_recipients is count or dead-letter")
-    for key, wanted in (("recipient", "string"), ("recipients", "array"), ("conversation", None), ("event_id", "string")):
+    for key, wanted in (
+        ("recipient", "string"),
+        ("recipients", "array"),
+        ("conversation", None),
+        ("event_id", "string"),
+    ):
         name = entry.get(key)
         if name is None:
             continue
@@ -93,8 +100,14 @@ def _route(topic: str, entry: dict[str, Any], contract: Contract, path: Path) ->
             raise ContractError(f"{where}: {key} = {name!r} is not a field of {contract.name}")
         if wanted is not None and not _is(field["type"], wanted):
             raise ContractError(f"{where}: {key} = {name!r} must be a {wanted} field of {contract.name}")
-    return Route(topic, entry.get("recipient"), entry.get("recipients"), entry.get("conversation"),
-                 entry.get("event_id"), entry.get("without_recipients", "count"))
+    return Route(
+        topic,
+        entry.get("recipient"),
+        entry.get("recipients"),
+        entry.get("conversation"),
+        entry.get("event_id"),
+        entry.get("without_recipients", "count"),
+    )
 
 
 def _is(avro_type: Any, wanted: str) -> bool:

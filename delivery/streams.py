@@ -56,8 +56,9 @@ class Follow:
         """The reconnect hint, with jitter so clients of a node that went away do not all return at once."""
         return int(self.settings.retry_ms * random.uniform(0.5, 1.5))
 
-    async def items(self, recipient: str, after: Cursor | None, conversation: str | None,
-                    expires_at: float) -> AsyncIterator[StreamItem]:
+    async def items(
+        self, recipient: str, after: Cursor | None, conversation: str | None, expires_at: float
+    ) -> AsyncIterator[StreamItem]:
         cursor = after
         ends_at = min(expires_at, time.time() + self.settings.stream_max_s)
         with self.wakeups.subscribe(recipient) as waiter:

@@ -65,8 +65,12 @@ class LocalStack:
 
     def start(self) -> StackInfo:
         """Start everything; on any failure stop what was started and raise."""
-        ports = [("Kafka broker", self.ports.broker), ("schema registry", self.ports.registry),
-                 ("producer API", self.ports.api), ("delivery node", self.ports.delivery)]
+        ports = [
+            ("Kafka broker", self.ports.broker),
+            ("schema registry", self.ports.registry),
+            ("producer API", self.ports.api),
+            ("delivery node", self.ports.delivery),
+        ]
         if self.with_consumer:
             ports.append(("consumer's ops endpoint", self.ports.consumer_ops))
         for what, port in ports:
@@ -86,10 +90,26 @@ class LocalStack:
 
         tls = ensure_tls_files(self.state_dir)
         namespace = f"localhost:{self.ports.registry}"
-        registry_proc = self._spawn("registry", ["registry", "serve", "--host", HOST, "--port", str(self.ports.registry),
-                                                 "--state-dir", str(self.state_dir)], log_to_file=True)
-        wait_until(lambda: _https_up(f"https://{namespace}/$schemaGroups?api-version=2022-10", tls.ca_file),
-                   timeout=30, what="the schema registry emulator", process=registry_proc)
+        registry_proc = self._spawn(
+            "registry",
+            [
+                "registry",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(self.ports.registry),
+                "--state-dir",
+                str(self.state_dir),
+            ],
+            log_to_file=True,
+        )
+        wait_until(
+            lambda: _https_up(f"https://{namespace}/$schemaGroups?api-version=2022-10", tls.ca_file),
+            timeout=30,
+            what="the schema registry emulator",
+            process=registry_proc,
+        )
         log.info("schema registry emulator on https://%s", namespace)
 
         settings = self.settings.model_copy(
@@ -105,17 +125,30 @@ class LocalStack:
         log.info("topics %s ready; %d contracts registered", ", ".join(topics), len(provisioned.schema_ids))
 
         env = _child_env(settings)
-        api_proc = self._spawn("producer-api", ["produce-api", "--host", HOST, "--port", str(self.ports.api)],
-                               env=env, log_to_file=True)
+        api_proc = self._spawn(
+            "producer-api", ["produce-api", "--host", HOST, "--port", str(self.ports.api)], env=env, log_to_file=True
+        )
         producer_url = f"http://{HOST}:{self.ports.api}"
-        wait_until(lambda: httpx.get(f"{producer_url}/readyz", timeout=2).status_code == 200,
-                   timeout=30, what="the producer API", process=api_proc)
+        wait_until(
+            lambda: httpx.get(f"{producer_url}/readyz", timeout=2).status_code == 200,
+            timeout=30,
+            what="the producer API",
+            process=api_proc,
+        )
         local_delivery_secret(self.state_dir, create=True)  # the node and `hubstream clients token` share it
-        delivery_proc = self._spawn("delivery", ["deliver", "--group", DELIVERY_GROUP, "--port", str(self.ports.delivery)],
-                                    env=env, log_to_file=True)
+        delivery_proc = self._spawn(
+            "delivery",
+            ["deliver", "--group", DELIVERY_GROUP, "--port", str(self.ports.delivery)],
+            env=env,
+            log_to_file=True,
+        )
         delivery_url = f"http://{HOST}:{self.ports.delivery}"
-        wait_until(lambda: httpx.get(f"{delivery_url}/readyz", timeout=2).status_code == 200,
-                   timeout=60, what="the delivery node", process=delivery_proc)
+        wait_until(
+            lambda: httpx.get(f"{delivery_url}/readyz", timeout=2).status_code == 200,
+            timeout=60,
+            what="the delivery node",
+            process=delivery_proc,
+        )
         if self.with_consumer:
             argv = ["consume", "--group", DEV_GROUP, "--ops-port", str(self.ports.consumer_ops)]
             for topic in topics:
@@ -135,8 +168,9 @@ class LocalStack:
         info.write(self.state_dir)
         return info
 
-    def _spawn(self, name: str, args: list[str], *, env: dict[str, str] | None = None,
-               log_to_file: bool) -> ChildProcess:
+    def _spawn(
+        self, name: str, args: list[str], *, env: dict[str, str] | None = None, log_to_file: bool
+    ) -> ChildProcess:
         child = ChildProcess(
             name,
             [sys.executable, "-m", "hubstream_cli", *args],

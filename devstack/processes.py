@@ -79,9 +79,7 @@ class ChildProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_until(
-    check: Callable[[], bool], *, timeout: float, what: str, process: ChildProcess | None = None
-) -> None:
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process: ChildProcess | None = None) -> None:
     """Poll `check` until it holds; fail early if the process it waits for has died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -172,9 +172,7 @@ def _load_ca(cert_file: Path, key_file: Path) -> tuple[ec.EllipticCurvePrivateKe
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     _write_atomically(path, pem, mode=0o600)
 
 

@@ -1,22 +1,22 @@
 """Every error hubstream raises on purpose, under one root.
 
-    HubstreamError
-    ├── ConfigurationError              settings that cannot work; the message names the setting
-    │   └── ConnectionStringError       an Event Hubs connection string is missing a part
-    ├── StackNotRunningError            no local stack found where --state-dir points
-    ├── PortInUseError                  a local stack port is taken
-    ├── ContractError                   a .avsc contract or the topic catalog is wrong
-    │   └── UnknownTopicError           a topic with no contract bound to it
-    ├── SerdeError                      encoding or decoding a record failed
-    │   ├── EventValidationError        an event does not match its schema (carries field paths)
-    │   ├── UnknownSchemaIdError        a schema id the registry does not know
-    │   └── UndecodableRecordError      bytes or headers that are not an Azure-format Avro record
-    ├── RegistryError                   the schema registry refused or could not be reached
-    ├── IdempotencyError                misuse of the processed-ids store (kafka_consumer/idempotency.py)
-    ├── ArchiveError                    the archive sink cannot write (kafka_consumer/sinks/)
-    │   └── ArchiveCorruptError         archive files overlap; names both files
-    └── BrokerError                     Kafka produce / consume / admin failures
-        └── BrokerUnavailableError      the broker did not acknowledge within the bounded wait
+HubstreamError
+├── ConfigurationError              settings that cannot work; the message names the setting
+│   └── ConnectionStringError       an Event Hubs connection string is missing a part
+├── StackNotRunningError            no local stack found where --state-dir points
+├── PortInUseError                  a local stack port is taken
+├── ContractError                   a .avsc contract or the topic catalog is wrong
+│   └── UnknownTopicError           a topic with no contract bound to it
+├── SerdeError                      encoding or decoding a record failed
+│   ├── EventValidationError        an event does not match its schema (carries field paths)
+│   ├── UnknownSchemaIdError        a schema id the registry does not know
+│   └── UndecodableRecordError      bytes or headers that are not an Azure-format Avro record
+├── RegistryError                   the schema registry refused or could not be reached
+├── IdempotencyError                misuse of the processed-ids store (kafka_consumer/idempotency.py)
+├── ArchiveError                    the archive sink cannot write (kafka_consumer/sinks/)
+│   └── ArchiveCorruptError         archive files overlap; names both files
+└── BrokerError                     Kafka produce / consume / admin failures
+    └── BrokerUnavailableError      the broker did not acknowledge within the bounded wait
 """
 
 from __future__ import annotations

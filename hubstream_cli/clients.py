@@ -34,8 +34,17 @@ def token(
             "no token secret: set HUBSTREAM_DELIVERY__AUTH__SECRET, or start the local stack (`hubstream dev`) and "
             "pass its --state-dir. With a JWKS (your own identity provider) mint tokens there instead."
         )
-    print(mint_token(auth.secret.get_secret_value(), recipient, ttl_s=_seconds(ttl), admin=admin,
-                     audience=auth.audience, issuer=auth.issuer, admin_scope=auth.admin_scope))
+    print(
+        mint_token(
+            auth.secret.get_secret_value(),
+            recipient,
+            ttl_s=_seconds(ttl),
+            admin=admin,
+            audience=auth.audience,
+            issuer=auth.issuer,
+            admin_scope=auth.admin_scope,
+        )
+    )
 
 
 def _seconds(text: str) -> float:

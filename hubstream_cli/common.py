@@ -45,6 +45,7 @@ def _reported(func: F) -> F:
 
     return run  # type: ignore[return-value]
 
+
 StateDirOption = Annotated[
     Path | None,
     typer.Option("--state-dir", help="Where the local stack keeps its state and stack.json (default: .hubstream/)"),

@@ -39,14 +39,23 @@ def consume(
     ] = None,
     reader: Annotated[
         list[str] | None,
-        typer.Option(help="TOPIC=FILE.avsc: decode TOPIC into this reader schema, whatever version wrote it (repeatable)"),
+        typer.Option(
+            help="TOPIC=FILE.avsc: decode TOPIC into this reader schema, whatever version wrote it (repeatable)"
+        ),
     ] = None,
     key_concurrency: Annotated[
         int | None,
-        typer.Option(min=1, help="Handlers in flight per partition, never two of one key [default: 1, partition order]"),
+        typer.Option(
+            min=1, help="Handlers in flight per partition, never two of one key [default: 1, partition order]"
+        ),
     ] = None,
     ops_port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port of /metrics, /healthz, /readyz; 0 picks one [default: 8081, or a free one when taken]")
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port of /metrics, /healthz, /readyz; 0 picks one [default: 8081, or a free one when taken]",
+        ),
     ] = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -84,14 +93,21 @@ def consume(
     if stopping.is_set():
         worker.stop()
     with MonitoringServer(worker, settings.consumer.ops_host, settings.consumer.ops_port) as ops:
-        log.info("group %s: ops endpoint on %s (/metrics, /healthz, /readyz)", group, ops.url,
-                 extra={"event": "ops_endpoint", "group": group, "url": ops.url})
+        log.info(
+            "group %s: ops endpoint on %s (/metrics, /healthz, /readyz)",
+            group,
+            ops.url,
+            extra={"event": "ops_endpoint", "group": group, "url": ops.url},
+        )
         worker.run()
     abandoned = worker.processor.abandoned_threads if isinstance(worker.processor, HandlerProcessor) else 0
     if abandoned:
         # their threads cannot be interrupted, and the interpreter would wait for them at exit
-        log.error("exiting with %d handler(s) still running; their records were not committed and go to the "
-                  "partitions' next owners", abandoned)
+        log.error(
+            "exiting with %d handler(s) still running; their records were not committed and go to the "
+            "partitions' next owners",
+            abandoned,
+        )
         logging.shutdown()
         os._exit(0)
 
@@ -114,5 +130,6 @@ def _sink(spec: str, settings: Settings) -> ArchiveSink:
     kind, sep, target = spec.partition(":")
     if kind != "archive" or not sep or not target:
         raise ConfigurationError(f"--sink {spec!r}: the only sink is archive:DIR")
-    return ArchiveSink(Path(target), max_bytes=settings.consumer.archive_roll_bytes,
-                       max_age_s=settings.consumer.archive_roll_seconds)
+    return ArchiveSink(
+        Path(target), max_bytes=settings.consumer.archive_roll_bytes, max_age_s=settings.consumer.archive_roll_seconds
+    )

@@ -17,7 +17,9 @@ def deliver(
     group: Annotated[str, typer.Option("--group", "-g", help="Consumer group of the delivery nodes")] = "delivery",
     topic: Annotated[
         list[str] | None,
-        typer.Option("--topic", "-t", help="Topic to deliver (repeatable) [default: every topic with delivery routing]"),
+        typer.Option(
+            "--topic", "-t", help="Topic to deliver (repeatable) [default: every topic with delivery routing]"
+        ),
     ] = None,
     store: Annotated[
         str | None, typer.Option(help="sqlite:PATH or postgresql://... [default: settings delivery.store]")
@@ -42,6 +44,7 @@ def deliver(
     setup_logging(settings)
     topics = topic or (routed_topics(settings.topics_file) if consume else [])
     node = DeliveryNode(settings, NodeOptions(group=group, topics=topics, consume=consume, port=port))
-    console.print(f"delivery node on [bold]{node.url}[/] ({'group ' + group if consume else 'API only'})",
-                  highlight=False)
+    console.print(
+        f"delivery node on [bold]{node.url}[/] ({'group ' + group if consume else 'API only'})", highlight=False
+    )
     node.run()

@@ -32,8 +32,13 @@ def dev(
     setup_logging(settings)
     stack = LocalStack(
         settings,
-        StackPorts(broker=broker_port, registry=registry_port, api=api_port, consumer_ops=consumer_ops_port,
-                   delivery=delivery_port),
+        StackPorts(
+            broker=broker_port,
+            registry=registry_port,
+            api=api_port,
+            consumer_ops=consumer_ops_port,
+            delivery=delivery_port,
+        ),
         partitions=partitions,
         with_consumer=consumer,
     )
@@ -71,12 +76,16 @@ def _print_ready(info: StackInfo, state_dir: Path) -> None:
     state = "" if state_dir.resolve() == (Path.cwd() / ".hubstream").resolve() else f" --state-dir {state_dir}"
     # plain text, unwrapped, so it can be copied and pasted as it is
     for title, command in (
-        ("Watch user-1's stream (in another terminal):",
-         f'curl -N -H "Authorization: Bearer $(hubstream clients token user-1{state})" '
-         f"{info.delivery_url}/v1/mailboxes/user-1/stream"),
-        ("Publish an event for user-1:",
-         f"curl -s -X POST {info.producer_url}/v1/topics/{topic}/events "
-         f"-H 'content-type: application/json' -d '{json.dumps(example)}'"),
+        (
+            "Watch user-1's stream (in another terminal):",
+            f'curl -N -H "Authorization: Bearer $(hubstream clients token user-1{state})" '
+            f"{info.delivery_url}/v1/mailboxes/user-1/stream",
+        ),
+        (
+            "Publish an event for user-1:",
+            f"curl -s -X POST {info.producer_url}/v1/topics/{topic}/events "
+            f"-H 'content-type: application/json' -d '{json.dumps(example)}'",
+        ),
     ):
         console.print(title, highlight=False)
         console.print(command, soft_wrap=True, highlight=False, markup=False)

@@ -26,23 +26,37 @@ app = Commands(help="Dead-letter topics.", no_args_is_help=True)
 
 @app.command("replay")
 def replay(
-    topic: Annotated[str, typer.Option("--topic", "-t", metavar="TOPIC", help="Dead-letter topic to replay, e.g. chat.responses.dlq")],
+    topic: Annotated[
+        str, typer.Option("--topic", "-t", metavar="TOPIC", help="Dead-letter topic to replay, e.g. chat.responses.dlq")
+    ],
     to: Annotated[
-        str | None, typer.Option("--to", metavar="TOPIC", help="Publish to this topic instead of each record's original topic")
+        str | None,
+        typer.Option("--to", metavar="TOPIC", help="Publish to this topic instead of each record's original topic"),
     ] = None,
     filter_: Annotated[
         list[str] | None,
-        typer.Option("--filter", metavar="NAME=VALUE", help=f"NAME=VALUE a record must match (repeatable, all must match); "
-                                      f"NAME: {', '.join(dlq_replay.FILTER_NAMES)}"),
+        typer.Option(
+            "--filter",
+            metavar="NAME=VALUE",
+            help=f"NAME=VALUE a record must match (repeatable, all must match); "
+            f"NAME: {', '.join(dlq_replay.FILTER_NAMES)}",
+        ),
     ] = None,
     group: Annotated[
-        str | None, typer.Option("--group", "-g", metavar="GROUP",
-                                  help="Group that keeps the replay's progress (default: hubstream-dlq-replay.TOPIC)")
+        str | None,
+        typer.Option(
+            "--group",
+            "-g",
+            metavar="GROUP",
+            help="Group that keeps the replay's progress (default: hubstream-dlq-replay.TOPIC)",
+        ),
     ] = None,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Read the whole topic again, not just what came since the last run")
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be replayed; publish and commit nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be replayed; publish and commit nothing")
+    ] = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Re-publish dead letters to their original topic (or --to), with their key, bytes and headers.
@@ -57,16 +71,31 @@ def replay(
     with _progress_bar() as bar:
         setup_logging(settings)  # inside the bar: log lines then print above it instead of through it
         task = bar.add_task(f"reading {topic}", total=None)
-        summary = asyncio.run(dlq_replay.replay(
-            settings, topic, to=to, filters=filters, group=group, from_beginning=from_beginning, dry_run=dry_run,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        ))
+        summary = asyncio.run(
+            dlq_replay.replay(
+                settings,
+                topic,
+                to=to,
+                filters=filters,
+                group=group,
+                from_beginning=from_beginning,
+                dry_run=dry_run,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        )
     _print_summary(summary)
 
 
 def _progress_bar() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _print_summary(summary: ReplaySummary) -> None:
@@ -92,8 +121,9 @@ def _print_summary(summary: ReplaySummary) -> None:
 def _print_listed(summary: ReplaySummary) -> None:
     table = Table("dlq partition", "dlq offset", "original", "error class", "to", title="would replay")
     for record in summary.listed:
-        table.add_row(str(record.dlq_partition), str(record.dlq_offset), record.original, record.error_class,
-                      record.target)
+        table.add_row(
+            str(record.dlq_partition), str(record.dlq_offset), record.original, record.error_class, record.target
+        )
     console.print(table)
     if summary.matched > len(summary.listed):
         console.print(f"… and {summary.matched - len(summary.listed)} more")

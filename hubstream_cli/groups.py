@@ -23,9 +23,12 @@ def reset_offsets(
     topic: Annotated[str, typer.Option("--topic", "-t", help="Topic whose partitions move")],
     to: Annotated[str, typer.Option("--to", help="earliest | latest | datetime | offset")],
     at: Annotated[
-        datetime | None, typer.Option("--datetime", help="With --to datetime: ISO-8601 time, e.g. 2026-01-31T09:00:00+00:00")
+        datetime | None,
+        typer.Option("--datetime", help="With --to datetime: ISO-8601 time, e.g. 2026-01-31T09:00:00+00:00"),
     ] = None,
-    offset: Annotated[int | None, typer.Option("--offset", help="With --to offset: the offset for every partition")] = None,
+    offset: Annotated[
+        int | None, typer.Option("--offset", help="With --to offset: the offset for every partition")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the change without making it")] = False,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -40,8 +43,9 @@ def reset_offsets(
     changes = plan_reset(admin, group, topic, target, at=at, offset=offset)
     table = Table("topic", "partition", "current", "new", title=f"group {group}" + (" (dry run)" if dry_run else ""))
     for change in changes:
-        table.add_row(change.topic, str(change.partition), "-" if change.current is None else str(change.current),
-                      str(change.new))
+        table.add_row(
+            change.topic, str(change.partition), "-" if change.current is None else str(change.current), str(change.new)
+        )
     console.print(table)
     if not dry_run:
         apply_reset(admin, group, changes)

@@ -21,9 +21,7 @@ app = Commands(
     help="The local Azure Schema Registry emulator (HTTPS, the API azure-schemaregistry uses).",
     no_args_is_help=True,
 )
-group_app = Commands(
-    help="Schema groups of a running emulator (format and compatibility mode).", no_args_is_help=True
-)
+group_app = Commands(help="Schema groups of a running emulator (format and compatibility mode).", no_args_is_help=True)
 app.add_typer(group_app, name="group")
 
 stdout = Console()
@@ -55,7 +53,9 @@ def serve(
     ] = None,
     tls_host: Annotated[
         list[str] | None,
-        typer.Option("--tls-host", help="Extra host name the certificate must name, e.g. a compose service (repeatable)"),
+        typer.Option(
+            "--tls-host", help="Extra host name the certificate must name, e.g. a compose service (repeatable)"
+        ),
     ] = None,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM. Data and certificates live under the state dir."""

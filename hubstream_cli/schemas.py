@@ -69,8 +69,13 @@ def check(
         checks = ops.check_against_git(_contracts(settings).values(), against.removeprefix("git:"), effective)
     compatible = all(c.compatible for c in checks)
     if as_json:
-        result = {"against": against, "mode": effective.value, "compatible": compatible,
-                  "schemas": [c.as_dict() for c in checks], "quota": usage.as_dict() if usage else None}
+        result = {
+            "against": against,
+            "mode": effective.value,
+            "compatible": compatible,
+            "schemas": [c.as_dict() for c in checks],
+            "quota": usage.as_dict() if usage else None,
+        }
         print(json.dumps(result, indent=2))
     else:
         _print_check(against, effective, checks)

@@ -1,14 +1,14 @@
 """Consumer-group workers: handlers per event, an archive sink, or a processor of your own.
 
-    from kafka_consumer import ConsumedEvent, PermanentError, build_worker
+from kafka_consumer import ConsumedEvent, PermanentError, build_worker
 
-    def handle(event: ConsumedEvent) -> None:
-        if "userId" not in event.value:
-            raise PermanentError("no recipient")   # dead-lettered at once, never retried
-        ...
+def handle(event: ConsumedEvent) -> None:
+    if "userId" not in event.value:
+        raise PermanentError("no recipient")   # dead-lettered at once, never retried
+    ...
 
-    worker = build_worker(load_settings(), group="delivery", topics=["chat.responses"], handler=handle)
-    worker.run()   # until worker.stop(); commits only what the handler finished
+worker = build_worker(load_settings(), group="delivery", topics=["chat.responses"], handler=handle)
+worker.run()   # until worker.stop(); commits only what the handler finished
 """
 
 from kafka_consumer.archive import ArchivedRecord, ArchiveSink, read_archive

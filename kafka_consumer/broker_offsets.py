@@ -32,8 +32,10 @@ def committed_offsets(consumer: Consumer, group: str, tps: list[TP]) -> dict[TP,
         except KafkaException as exc:
             if attempt == _COMMITTED_ATTEMPTS:
                 names = ", ".join(f"{t}[{p}]" for t, p in tps)
-                raise BrokerError(f"group {group}: the committed offsets of {names} could not be read "
-                                  f"({exc.args[0].str()}); the worker cannot start them safely") from exc
+                raise BrokerError(
+                    f"group {group}: the committed offsets of {names} could not be read "
+                    f"({exc.args[0].str()}); the worker cannot start them safely"
+                ) from exc
             time.sleep(attempt)
     raise AssertionError("unreachable")
 
@@ -62,8 +64,11 @@ def observe_lag(group: str, consumer: Consumer, owned: OwnedPartitions, metrics:
 
 def _learn_committed(group: str, consumer: Consumer, owned: OwnedPartitions) -> None:
     """Ask once per assignment for the committed offset of partitions that have fetched nothing yet."""
-    unknown = [tp for tp, state in owned
-               if not state.asked_committed and state.first_offset is None and state.offsets.committed is None]
+    unknown = [
+        tp
+        for tp, state in owned
+        if not state.asked_committed and state.first_offset is None and state.offsets.committed is None
+    ]
     if not unknown:
         return
     try:

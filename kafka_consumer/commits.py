@@ -82,14 +82,22 @@ class CommitSchedule:
 class Committer:
     """Sends a consumer's commits under a CommitSchedule, counting and timing them."""
 
-    def __init__(self, group: str, policy: CommitPolicy, metrics: WorkerMetrics,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, group: str, policy: CommitPolicy, metrics: WorkerMetrics, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.group = group
         self.schedule = CommitSchedule(policy, clock)
         self._metrics = metrics
 
-    def commit_owned(self, consumer: Consumer, owned: OwnedPartitions, limit: Callable[[TP], int | None], *,
-                     force: bool, only: set[TP] | None = None) -> None:
+    def commit_owned(
+        self,
+        consumer: Consumer,
+        owned: OwnedPartitions,
+        limit: Callable[[TP], int | None],
+        *,
+        force: bool,
+        only: set[TP] | None = None,
+    ) -> None:
         """Commit what the owned partitions may commit now (``only`` some of them) and remember what was taken."""
         points = owned.commit_points(limit, only)
         for tp, offset in self.commit(consumer, points, force=force).items():
@@ -110,14 +118,20 @@ class Committer:
             self.schedule.sent(tp)
         started = time.monotonic()
         try:
-            results = consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in points.items()], asynchronous=False
-            ) or []
+            results = (
+                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in points.items()], asynchronous=False)
+                or []
+            )
         except KafkaException as exc:
             # e.g. a rebalance in progress: the offsets stay pending and a later commit retries them
             self._metrics.commit_failures.labels(self.group).inc()
-            log.log(logging.ERROR if force else logging.WARNING, "group %s: commit failed: %s", self.group,
-                    exc.args[0].str(), extra={"event": "commit_failed", "group": self.group})
+            log.log(
+                logging.ERROR if force else logging.WARNING,
+                "group %s: commit failed: %s",
+                self.group,
+                exc.args[0].str(),
+                extra={"event": "commit_failed", "group": self.group},
+            )
             return {}
         self._metrics.commit_latency.labels(self.group).observe(time.monotonic() - started)
         committed: dict[TP, int] = {}
@@ -127,7 +141,12 @@ class Committer:
                 self._metrics.commits.labels(self.group, tp.topic, str(tp.partition)).inc()
                 continue
             self._metrics.commit_failures.labels(self.group).inc()
-            log.warning("group %s: commit of %s[%d] failed: %s", self.group, tp.topic, tp.partition, tp.error,
-                        extra={"event": "commit_failed", "group": self.group, "topic": tp.topic,
-                               "partition": tp.partition})
+            log.warning(
+                "group %s: commit of %s[%d] failed: %s",
+                self.group,
+                tp.topic,
+                tp.partition,
+                tp.error,
+                extra={"event": "commit_failed", "group": self.group, "topic": tp.topic, "partition": tp.partition},
+            )
         return committed

@@ -131,11 +131,23 @@ class DeadLetterWriter:
             raise DeadLetterError(dlq_topic, where(message), exc) from exc
         log.warning(
             "dead-lettered %s to %s[%d]@%d after %d attempt(s): %s: %s",
-            where(message), delivery.topic, delivery.partition, delivery.offset, attempts,
-            error.__class__.__name__, str(error)[:200],
-            extra={"event": "dead_lettered", "group": self.group, "topic": message.topic(),
-                   "partition": message.partition(), "offset": message.offset(), "dlq_topic": dlq_topic,
-                   "error_class": error.__class__.__name__, "attempts": attempts},
+            where(message),
+            delivery.topic,
+            delivery.partition,
+            delivery.offset,
+            attempts,
+            error.__class__.__name__,
+            str(error)[:200],
+            extra={
+                "event": "dead_lettered",
+                "group": self.group,
+                "topic": message.topic(),
+                "partition": message.partition(),
+                "offset": message.offset(),
+                "dlq_topic": dlq_topic,
+                "error_class": error.__class__.__name__,
+                "attempts": attempts,
+            },
         )
         return delivery
 
@@ -173,8 +185,11 @@ class DeadLetter:
 
 
 def read_dead_letter(message: Message) -> DeadLetter:
-    found = {name: (value or b"").decode(errors="replace") for name, value in message.headers() or []
-             if name.startswith(PREFIX)}
+    found = {
+        name: (value or b"").decode(errors="replace")
+        for name, value in message.headers() or []
+        if name.startswith(PREFIX)
+    }
     missing = [name for name in (ORIGINAL_TOPIC, ORIGINAL_PARTITION, ORIGINAL_OFFSET) if name not in found]
     if missing:
         raise NotADeadLetterError(f"{where(message)} is not a hubstream dead letter: no {', '.join(missing)} header")
@@ -182,8 +197,10 @@ def read_dead_letter(message: Message) -> DeadLetter:
         partition, offset = int(found[ORIGINAL_PARTITION]), int(found[ORIGINAL_OFFSET])
         attempts = int(found.get(ATTEMPTS) or 0)
     except ValueError:
-        raise NotADeadLetterError(f"{where(message)} has dead-letter headers that are not numbers where they must "
-                                  "be (original-partition, original-offset, attempts)") from None
+        raise NotADeadLetterError(
+            f"{where(message)} has dead-letter headers that are not numbers where they must "
+            "be (original-partition, original-offset, attempts)"
+        ) from None
     return DeadLetter(
         original_topic=found[ORIGINAL_TOPIC],
         original_partition=partition,

@@ -67,8 +67,10 @@ class Health:
         self.last_poll = self.clock()
 
     def status(self) -> WorkerStatus:
-        problems = [f"{topic}[{partition}] stopped: {reason}"
-                    for (topic, partition), reason in dict(self.stopped_partitions).items()]
+        problems = [
+            f"{topic}[{partition}] stopped: {reason}"
+            for (topic, partition), reason in dict(self.stopped_partitions).items()
+        ]
         problems += list(dict(self.stuck_handlers).values())
         problems += [f"degraded: {reason}" for reason in dict(self.degraded).values()]
         if self.fatal:
@@ -119,10 +121,21 @@ class HandlerWatch:
                 self._warned.add((tp, offset))
                 log.warning(
                     "group %s: the handler for %s[%d]@%d has run %.3g s, over its %.3g s budget; a rebalance waits "
-                    "only %.3g s for it, then its record goes to the next owner", group, *tp, offset, elapsed,
-                    self._budget_s, self._drain_timeout_s,
-                    extra={"event": "slow_handler", "group": group, "topic": tp[0], "partition": tp[1],
-                           "offset": offset, "seconds": round(elapsed, 1)},
+                    "only %.3g s for it, then its record goes to the next owner",
+                    group,
+                    *tp,
+                    offset,
+                    elapsed,
+                    self._budget_s,
+                    self._drain_timeout_s,
+                    extra={
+                        "event": "slow_handler",
+                        "group": group,
+                        "topic": tp[0],
+                        "partition": tp[1],
+                        "offset": offset,
+                        "seconds": round(elapsed, 1),
+                    },
                 )
             if elapsed > self._stuck_after_s:
                 stuck[(tp, offset)] = f"handler for {tp[0]}[{tp[1]}]@{offset} stuck for {elapsed:.0f} s"
@@ -130,13 +143,26 @@ class HandlerWatch:
         self._health.stuck_handlers = stuck
 
 
-def log_rebalance(group: str, what: str, member: str | None, partitions: list[TopicPartition], owned: frozenset[TP],
-                  empty: str) -> None:
+def log_rebalance(
+    group: str, what: str, member: str | None, partitions: list[TopicPartition], owned: frozenset[TP], empty: str
+) -> None:
     """One line per assign, revoke or loss, naming the member and what it owns afterwards."""
     names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
     owns = [f"{t}[{p}]" for t, p in sorted(owned)]
     level = logging.WARNING if what == "lost" else logging.INFO
-    log.log(level, "group %s: member %s %s %s; owns %s", group, member, what, names or empty,
-            ", ".join(owns) or "nothing",
-            extra={"event": f"partitions_{what}", "group": group, "member_id": member,
-                   "partitions": names.split(", ") if names else [], "owned": owns})
+    log.log(
+        level,
+        "group %s: member %s %s %s; owns %s",
+        group,
+        member,
+        what,
+        names or empty,
+        ", ".join(owns) or "nothing",
+        extra={
+            "event": f"partitions_{what}",
+            "group": group,
+            "member_id": member,
+            "partitions": names.split(", ") if names else [],
+            "owned": owns,
+        },
+    )

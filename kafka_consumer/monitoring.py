@@ -54,7 +54,9 @@ class MonitoringServer:
         else:
             ensure_port_free(host, port, "worker's ops endpoint (/metrics, /healthz)")
         self.host, self.port = host, port
-        config = uvicorn.Config(create_monitoring_app(worker), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            create_monitoring_app(worker), host=host, port=port, log_level="warning", access_log=False
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="hubstream-ops", daemon=True)
 
@@ -71,7 +73,8 @@ class MonitoringServer:
             time.sleep(0.02)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._server.should_exit = True
         self._thread.join(10)

@@ -133,8 +133,14 @@ class OwnedPartitions:
 
 
 class Backpressure:
-    def __init__(self, partitions: OwnedPartitions, max_pending: int, *, hold_before_pause_s: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        partitions: OwnedPartitions,
+        max_pending: int,
+        *,
+        hold_before_pause_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._partitions = partitions
         self.max_pending = max_pending
         self._hold_before_pause_s = hold_before_pause_s
@@ -143,7 +149,9 @@ class Backpressure:
 
     def check(self) -> tuple[bool, list[TP]]:
         """(hold fetching for a moment, partitions to pause now)."""
-        full = [tp for tp, owned in self._partitions if not owned.paused and owned.offsets.in_flight >= self.max_pending]
+        full = [
+            tp for tp, owned in self._partitions if not owned.paused and owned.offsets.in_flight >= self.max_pending
+        ]
         if not full:
             self._full_since = None
             return False, []
@@ -157,5 +165,8 @@ class Backpressure:
 
     def to_resume(self) -> list[TP]:
         """Paused partitions that drained to half their bound (and are not stopped)."""
-        return [tp for tp, owned in self._partitions
-                if owned.paused and not owned.stopped and owned.offsets.in_flight <= self.max_pending // 2]
+        return [
+            tp
+            for tp, owned in self._partitions
+            if owned.paused and not owned.stopped and owned.offsets.in_flight <= self.max_pending // 2
+        ]

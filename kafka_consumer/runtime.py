@@ -56,9 +56,17 @@ _HOLD_STEP_S = 0.005
 
 
 class ConsumerWorker:
-    def __init__(self, settings: Settings, *, group: str, topics: Sequence[str], processor: Processor,
-                 options: WorkerOptions | None = None, consumer_factory: ConsumerFactory = Consumer,
-                 resources: ExitStack | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group: str,
+        topics: Sequence[str],
+        processor: Processor,
+        options: WorkerOptions | None = None,
+        consumer_factory: ConsumerFactory = Consumer,
+        resources: ExitStack | None = None,
+    ) -> None:
         if not topics:
             raise ConfigurationError("a consumer worker needs at least one topic")
         self.group, self.topics, self.processor = group, list(topics), processor
@@ -97,10 +105,15 @@ class ConsumerWorker:
             self.processor.start(WorkerContext(self.group, self.options, self.metrics, self.health))
             consumer = self._consumer = self._consumer_factory({**self._config, "error_cb": self._on_client_error})
             try:
-                consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                   on_lost=self._on_lost)
-                log.info("group %s: subscribed to %s", self.group, ", ".join(self.topics),
-                         extra={"event": "subscribed", "group": self.group, "topics": self.topics})
+                consumer.subscribe(
+                    self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+                )
+                log.info(
+                    "group %s: subscribed to %s",
+                    self.group,
+                    ", ".join(self.topics),
+                    extra={"event": "subscribed", "group": self.group, "topics": self.topics},
+                )
                 while not self._stop.is_set():
                     self._poll_once(consumer)
                 self.health.stopping = True
@@ -164,8 +177,9 @@ class ConsumerWorker:
 
     def _commit(self, *, force: bool = False, only: set[TP] | None = None) -> None:
         if self._consumer is not None:
-            self._committer.commit_owned(self._consumer, self._owned, self.processor.commit_limit, force=force,
-                                         only=only)
+            self._committer.commit_owned(
+                self._consumer, self._owned, self.processor.commit_limit, force=force, only=only
+            )
 
     def _on_message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -176,8 +190,12 @@ class ConsumerWorker:
         log.warning("group %s: %s", self.group, error.str(), extra={"event": "consumer_error", "group": self.group})
 
     def _on_client_error(self, error: KafkaError) -> None:
-        log.warning("group %s: kafka client error: %s", self.group, error.str(),
-                    extra={"event": "client_error", "group": self.group})
+        log.warning(
+            "group %s: kafka client error: %s",
+            self.group,
+            error.str(),
+            extra={"event": "client_error", "group": self.group},
+        )
 
     # --- rebalance callbacks (run inside consume(), on this thread) ------------------------------------------
 
@@ -187,8 +205,9 @@ class ConsumerWorker:
         lanes = [lane for tp in new if (lane := self._owned.add((tp.topic, tp.partition))) is not None]
         self._changed_assignment(consumer)
         if lanes:
-            starts = self.processor.assigned(lanes, lambda: committed_offsets(consumer, self.group,
-                                                                              [lane.tp for lane in lanes]))
+            starts = self.processor.assigned(
+                lanes, lambda: committed_offsets(consumer, self.group, [lane.tp for lane in lanes])
+            )
             if starts:
                 self._start_at(consumer, new, starts)
         log_rebalance(self.group, "assigned", consumer.memberid(), partitions, self._owned.tps, "nothing (standby)")

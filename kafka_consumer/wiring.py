@@ -63,8 +63,15 @@ def build_worker(
         else:
             assert processor is not None
             made = processor(serde, dead_letters)
-        return ConsumerWorker(settings, group=group, topics=topics, processor=made, options=options,
-                              consumer_factory=consumer_factory, resources=resources)
+        return ConsumerWorker(
+            settings,
+            group=group,
+            topics=topics,
+            processor=made,
+            options=options,
+            consumer_factory=consumer_factory,
+            resources=resources,
+        )
     except BaseException:
         resources.close()
         raise

@@ -87,9 +87,7 @@ def build_service(settings: Settings) -> ProducerService:
     return ProducerService(publisher, producer, registry, catalog)
 
 
-def create_app(
-    settings: Settings, service_factory: Callable[[Settings], ProducerService] = build_service
-) -> FastAPI:
+def create_app(settings: Settings, service_factory: Callable[[Settings], ProducerService] = build_service) -> FastAPI:
     max_body = settings.api.max_body_bytes
 
     @asynccontextmanager
@@ -177,7 +175,9 @@ def create_app(
 
 def _batch_item(index: int, outcome: Published | BrokerError) -> BatchItem:
     if isinstance(outcome, Published):
-        return BatchItem(index=index, ok=True, partition=outcome.partition, offset=outcome.offset, schemaId=outcome.schema_id)
+        return BatchItem(
+            index=index, ok=True, partition=outcome.partition, offset=outcome.offset, schemaId=outcome.schema_id
+        )
     return BatchItem(index=index, ok=False, error=str(outcome))
 
 
@@ -195,7 +195,9 @@ async def _in_thread(fn: Callable[[], bool]) -> bool:
 
 
 def _too_large(limit: int) -> RequestProblem:
-    return RequestProblem(413, "PayloadTooLarge", f"request body is larger than {limit} bytes; split it into smaller batches")
+    return RequestProblem(
+        413, "PayloadTooLarge", f"request body is larger than {limit} bytes; split it into smaller batches"
+    )
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:

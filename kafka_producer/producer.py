@@ -64,8 +64,10 @@ class AsyncProducer:
         try:
             self._producer = Producer({**config, "error_cb": self._on_client_error})
         except KafkaException as exc:
-            raise ConfigurationError(f"the Kafka producer cannot start: {exc.args[0].str()}; check the "
-                                     "HUBSTREAM_PRODUCER__* and HUBSTREAM_KAFKA__* settings") from exc
+            raise ConfigurationError(
+                f"the Kafka producer cannot start: {exc.args[0].str()}; check the "
+                "HUBSTREAM_PRODUCER__* and HUBSTREAM_KAFKA__* settings"
+            ) from exc
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
         self._poller.start()
 
@@ -109,7 +111,12 @@ class AsyncProducer:
                 outcome = Delivery(message.topic(), message.partition(), message.offset(), ts)
             loop.call_soon_threadsafe(_settle, future, outcome)
 
-        kwargs: dict[str, Any] = {"value": value, "key": key, "headers": list(headers or []), "on_delivery": on_delivery}
+        kwargs: dict[str, Any] = {
+            "value": value,
+            "key": key,
+            "headers": list(headers or []),
+            "on_delivery": on_delivery,
+        }
         if partition is not None:
             kwargs["partition"] = partition
         self._produce(topic, kwargs)

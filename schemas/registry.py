@@ -72,7 +72,9 @@ class SingleFlightLru(Generic[K, V]):
 
     def __init__(self, max_size: int) -> None:
         if max_size < 1:
-            raise ConfigurationError(f"a cache size must be at least 1 (got {max_size}); check HUBSTREAM_REGISTRY__ID_CACHE_SIZE")
+            raise ConfigurationError(
+                f"a cache size must be at least 1 (got {max_size}); check HUBSTREAM_REGISTRY__ID_CACHE_SIZE"
+            )
         self.max_size = max_size
         self._entries: OrderedDict[K, V | _Denied] = OrderedDict()
         self._loading: dict[K, Future[V]] = {}

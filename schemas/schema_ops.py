@@ -95,8 +95,13 @@ class QuotaUsage:
         return self.after > self.limit
 
     def as_dict(self) -> dict[str, Any]:
-        return {"limit": self.limit, "current": self.current, "added": self.added, "after": self.after,
-                "exceeded": self.exceeded}
+        return {
+            "limit": self.limit,
+            "current": self.current,
+            "added": self.added,
+            "after": self.after,
+            "exceeded": self.exceeded,
+        }
 
 
 # registry side
@@ -164,15 +169,16 @@ def check_against_registry(
     for contract in contracts:
         versions = history[contract.name] = registered_versions(registry, contract.name)
         status = plan(contract, versions)
-        findings = [] if status is Status.UNCHANGED else check_compatibility(
-            contract.text, [v.text for v in versions], mode
+        findings = (
+            [] if status is Status.UNCHANGED else check_compatibility(contract.text, [v.text for v in versions], mode)
         )
         checks.append(ContractCheck(contract.name, _path(contract), status, [v.version for v in versions], findings))
     return checks, history
 
 
-def quota_usage(limit: int, checks: Sequence[ContractCheck], history: dict[str, list[RegisteredVersion]],
-                group: GroupInfo | None) -> QuotaUsage:
+def quota_usage(
+    limit: int, checks: Sequence[ContractCheck], history: dict[str, list[RegisteredVersion]], group: GroupInfo | None
+) -> QuotaUsage:
     """Versions in the group now (the whole group if the emulator says, else the contracts') and after registering."""
     current = group.versions if group is not None else sum(len(v) for v in history.values())
     added = sum(1 for check in checks if check.status is not Status.UNCHANGED)
@@ -228,8 +234,10 @@ def pretty(text: str) -> str:
 def diff_versions(name: str, a: RegisteredVersion, b: RegisteredVersion) -> tuple[str, list[Finding], list[Finding]]:
     """Unified diff of two versions (pretty JSON), then why B cannot read A's data and why A cannot read B's."""
     lines = difflib.unified_diff(
-        pretty(a.text).splitlines(keepends=True), pretty(b.text).splitlines(keepends=True),
-        fromfile=f"{name} v{a.version}", tofile=f"{name} v{b.version}",
+        pretty(a.text).splitlines(keepends=True),
+        pretty(b.text).splitlines(keepends=True),
+        fromfile=f"{name} v{a.version}",
+        tofile=f"{name} v{b.version}",
     )
     backward = check_compatibility(b.text, [a.text], Mode.BACKWARD)
     forward = check_compatibility(b.text, [a.text], Mode.FORWARD)

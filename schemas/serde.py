@@ -138,7 +138,7 @@ class AvroSerde:
         encode, header, schema_id, _, _ = writer
         try:
             body = encode(record)
-        except Exception as exc:  # noqa: BLE001 - the record does not fit the schema; say where
+        except Exception as exc:
             raise self._invalid(record, writer, exc) from exc
         return _new(EncodedValue, (body, [header], schema_id))
 
@@ -188,10 +188,12 @@ class AvroSerde:
             decode = self._decoder(plan, reader)
         try:
             return _new(DecodedValue, (decode(value), plan[0], plan[1], "header", value))
-        except Exception as exc:  # noqa: BLE001 - whatever the body does to the decoder is the body's fault
+        except Exception as exc:
             raise _body_error(exc, plan, value, headers, reader) from exc
 
-    def _decode_body(self, plan: _Plan, body: bytes, value: Any, headers: Any, reader: Any, kind: Format) -> DecodedValue:
+    def _decode_body(
+        self, plan: _Plan, body: bytes, value: Any, headers: Any, reader: Any, kind: Format
+    ) -> DecodedValue:
         if reader is None:
             decode = plan[2]
         elif type(reader) is Contract and (entry := plan[3].get(reader.text)) is not None:
@@ -200,7 +202,7 @@ class AvroSerde:
             decode = self._decoder(plan, reader)
         try:
             return _new(DecodedValue, (decode(body), plan[0], plan[1], kind, body))
-        except Exception as exc:  # noqa: BLE001 - whatever the body does to the decoder is the body's fault
+        except Exception as exc:
             raise _body_error(exc, plan, value, headers, reader) from exc
 
     def _decode_other(self, value: Any, headers: Any, reader: Any, raw: Any) -> DecodedValue:
@@ -253,7 +255,7 @@ class AvroSerde:
             raise UnknownWriterSchemaError(schema_id, value=value, headers=headers) from exc
         try:
             compiled = self._compile(definition)
-        except Exception as exc:  # noqa: BLE001 - whatever the registry holds, it is not Avro we can read
+        except Exception as exc:
             raise RecordDecodeError(
                 f"schema id {schema_id} is not an Avro schema this serde can read: {type(exc).__name__}: {exc}",
                 value=value,
@@ -296,7 +298,7 @@ class AvroSerde:
         else:
             try:
                 compiled = compile_schema(reader)
-            except Exception as exc:  # noqa: BLE001 - the caller's reader schema is wrong, not the record
+            except Exception as exc:
                 raise ContractError(f"the reader schema is not valid Avro: {type(exc).__name__}: {exc}") from exc
         return resolving_decoder(writer, compiled)
 

@@ -35,7 +35,12 @@ def schema_id_of_content_type(text: str) -> str | None:
 def legacy_schema_id(value: bytes) -> str | None:
     """The schema id of a value in the legacy format, or None when the value does not start that way."""
     id_bytes = value[len(LEGACY_PREAMBLE) : LEGACY_HEADER_SIZE]
-    if value[: len(LEGACY_PREAMBLE)] == LEGACY_PREAMBLE and len(id_bytes) == LEGACY_ID_SIZE and id_bytes.isascii() and id_bytes.isalnum():
+    if (
+        value[: len(LEGACY_PREAMBLE)] == LEGACY_PREAMBLE
+        and len(id_bytes) == LEGACY_ID_SIZE
+        and id_bytes.isascii()
+        and id_bytes.isalnum()
+    ):
         return id_bytes.decode("ascii")
     return None
 

@@ -11,8 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubstream.errors import ConfigurationError
-from kafka_consumer.events import ConsumedEvent
-from kafka_consumer.processors.sink import Sink
 from kafka_consumer.archive import (
     ArchiveCorruptError,
     ArchiveError,
@@ -20,6 +18,8 @@ from kafka_consumer.archive import (
     archive_offsets,
     read_archive,
 )
+from kafka_consumer.events import ConsumedEvent
+from kafka_consumer.processors.sink import Sink
 
 TOPIC = "orders"
 TP = (TOPIC, 0)
@@ -222,7 +222,7 @@ def test_crash_with_an_open_temp_file(root: Path) -> None:
 
 def test_start_offsets_follow_the_files_holding_the_committed_offset(root: Path) -> None:
     sink = _started(root)
-    _write(sink, range(0, 50))
+    _write(sink, range(50))
     sink.flush()
     _write(sink, range(50, 100))
     sink.close()

@@ -22,12 +22,25 @@ ORDER: dict[str, Any] = {
         {"name": "previous", "type": ["null", "Status"], "default": None},
         {"name": "placed", "type": {"type": "long", "logicalType": "timestamp-millis"}},
         {"name": "total", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
-        {"name": "odd", "type": {"type": "bytes", "logicalType": "decimal", "precision": 2, "scale": 2}, "aliases": ["o"]},
+        {
+            "name": "odd",
+            "type": {"type": "bytes", "logicalType": "decimal", "precision": 2, "scale": 2},
+            "aliases": ["o"],
+        },
         {"name": "tags", "type": {"type": "map", "values": "string"}, "default": {}},
         {"name": "next", "type": ["null", "Order"], "default": None},
-        {"name": "lines", "type": {"type": "array", "items": {
-            "type": "record", "name": "Line", "namespace": "shop.items", "fields": [{"name": "sku", "type": "string"}],
-        }}},
+        {
+            "name": "lines",
+            "type": {
+                "type": "array",
+                "items": {
+                    "type": "record",
+                    "name": "Line",
+                    "namespace": "shop.items",
+                    "fields": [{"name": "sku", "type": "string"}],
+                },
+            },
+        },
     ],
 }
 
@@ -93,7 +106,9 @@ def test_invalid_schemas_are_contract_errors() -> None:
     with pytest.raises(ContractError, match="not valid Avro"):
         m.parse({"type": "record", "name": "R", "fields": [{"name": "a", "type": "Missing"}]})
     with pytest.raises(ContractError, match="not valid Avro"):
-        m.parse_text('{"type": "record", "name": "R", "namespace": "n", "fields": [{"name": "a", "type": {"type": "fixed", "name": "F", "size": 1}}, {"name": "b", "type": "other.F"}]}')
+        m.parse_text(
+            '{"type": "record", "name": "R", "namespace": "n", "fields": [{"name": "a", "type": {"type": "fixed", "name": "F", "size": 1}}, {"name": "b", "type": "other.F"}]}'
+        )
 
 
 def test_nullable_and_kinds() -> None:
@@ -105,8 +120,15 @@ def test_nullable_and_kinds() -> None:
 
 @pytest.mark.parametrize(
     ("path", "text"),
-    [([], "$"), (["a"], "a"), (["a", 0, "b"], "a[0].b"), (["metadata", "x-trace"], 'metadata["x-trace"]'),
-     ([3], "[3]"), (["a\n"], '["a\\n"]'), (["ünï"], '["ünï"]')],
+    [
+        ([], "$"),
+        (["a"], "a"),
+        (["a", 0, "b"], "a[0].b"),
+        (["metadata", "x-trace"], 'metadata["x-trace"]'),
+        ([3], "[3]"),
+        (["a\n"], '["a\\n"]'),
+        (["ünï"], '["ünï"]'),
+    ],
 )
 def test_one_path_format(path: list[str | int], text: str) -> None:
     assert format_path(path) == text
@@ -117,11 +139,20 @@ def test_one_path_format(path: list[str | int], text: str) -> None:
 
 
 def test_the_codec_and_the_natural_mapping_report_the_same_paths() -> None:
-    schema = {"type": "record", "name": "E", "fields": [
-        {"name": "metadata", "type": {"type": "map", "values": "string"}},
-        {"name": "sections", "type": {"type": "array", "items": {
-            "type": "record", "name": "S", "fields": [{"name": "order", "type": "int"}]}}},
-    ]}
+    schema = {
+        "type": "record",
+        "name": "E",
+        "fields": [
+            {"name": "metadata", "type": {"type": "map", "values": "string"}},
+            {
+                "name": "sections",
+                "type": {
+                    "type": "array",
+                    "items": {"type": "record", "name": "S", "fields": [{"name": "order", "type": "int"}]},
+                },
+            },
+        ],
+    }
     value = {"metadata": {"x-trace": 5}, "sections": [{"order": 1}, {"order": "two"}]}
     codec_paths = [path for path, _ in problems(value, compile_schema(schema).schema.root)]
     with pytest.raises(EventValidationError) as caught:

@@ -80,7 +80,7 @@ class Feed(threading.Thread):
             for n, first in enumerate(batches):
                 if self.stop.wait(max(0.0, started + n * pace - time.monotonic())):
                     return
-                produce_events(self.settings, self.topic, self.events[first:first + BATCH])
+                produce_events(self.settings, self.topic, self.events[first : first + BATCH])
                 self.produced = min(first + BATCH, len(self.events))
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             self.error = exc
@@ -118,8 +118,10 @@ class ChaosRun:
         return sum(1 for k in self.kills if k.owned)
 
     def summary(self) -> str:
-        return (f"seed {self.seed}; {len(self.kills)} kills ({self.owner_kills} of partition owners); produced in "
-                f"{self.produce_s:.1f} s; complete {self.settle_s:.1f} s after the last kill; {self.total_s:.1f} s")
+        return (
+            f"seed {self.seed}; {len(self.kills)} kills ({self.owner_kills} of partition owners); produced in "
+            f"{self.produce_s:.1f} s; complete {self.settle_s:.1f} s after the last kill; {self.total_s:.1f} s"
+        )
 
 
 def chaos_seed() -> int:
@@ -149,8 +151,9 @@ def wait_until(done: Callable[[], bool], progress: Callable[[], str], pool: Work
         time.sleep(0.5)
 
 
-def run_chaos(pool: WorkerPool, args: list[str], feed: Feed, done: Callable[[], bool],
-              progress: Callable[[], str]) -> ChaosRun:
+def run_chaos(
+    pool: WorkerPool, args: list[str], feed: Feed, done: Callable[[], bool], progress: Callable[[], str]
+) -> ChaosRun:
     """WORKERS workers run `args` through the feed and the kills until done(); then all are stopped (SIGTERM),
     as on any failure."""
     run = ChaosRun(chaos_seed())
@@ -175,15 +178,15 @@ def run_chaos(pool: WorkerPool, args: list[str], feed: Feed, done: Callable[[], 
     assert not any(w.alive() for w in pool.workers), "a worker outlived the test"
     survivors = [w for w in pool.workers if w.killed_at is None]
     assert [w.process.returncode for w in survivors] == [0] * WORKERS, "\n".join(
-        f"--- {w.log_file.name} exited {w.process.returncode}\n{w.log()[-2000:]}" for w in survivors)
+        f"--- {w.log_file.name} exited {w.process.returncode}\n{w.log()[-2000:]}" for w in survivors
+    )
     return run
 
 
 @pytest.fixture
 def chaos_settings(kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path) -> tuple[Settings, str]:
     topic = kafka_broker.create_topic("chaos", partitions=PARTITIONS)
-    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}),
-                             consumer=CONSUMER)
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}), consumer=CONSUMER)
     return settings, topic
 
 
@@ -208,8 +211,13 @@ def test_every_offset_is_archived_exactly_once_while_workers_are_killed(
     args = ["--group", group, "--topic", topic, "--sink", f"archive:{root}"]
     feed = Feed(settings, topic, chaos_events())
 
-    run = run_chaos(pool, args, feed, lambda: archived_count(root, topic) >= EVENTS,
-                    lambda: f"{archived_count(root, topic)} of {EVENTS} archived")
+    run = run_chaos(
+        pool,
+        args,
+        feed,
+        lambda: archived_count(root, topic) >= EVENTS,
+        lambda: f"{archived_count(root, topic)} of {EVENTS} archived",
+    )
 
     per_partition = {p: archive_offsets(root, topic, p) for p in range(PARTITIONS)}
     for p, offsets in per_partition.items():
@@ -234,11 +242,13 @@ def test_every_offset_is_archived_exactly_once_while_workers_are_killed(
         assert len(homes[conversation]) == 1, f"{conversation} is in partitions {homes[conversation]}"
 
     files = sum(len(final_files(partition_dir(root, topic, p))) for p in range(PARTITIONS))
-    print(f"\nchaos archive: {EVENTS} records in {files} files, per partition "
-          f"{[len(o) for o in per_partition.values()]}, after kills a new owner deleted "
-          f"{logged(pool, 'never committed and will be read again')} temp files and "
-          f"{logged(pool, 'resuming from the sink')} times started past final files ahead of the commit; "
-          f"{run.summary()}")
+    print(
+        f"\nchaos archive: {EVENTS} records in {files} files, per partition "
+        f"{[len(o) for o in per_partition.values()]}, after kills a new owner deleted "
+        f"{logged(pool, 'never committed and will be read again')} temp files and "
+        f"{logged(pool, 'resuming from the sink')} times started past final files ahead of the commit; "
+        f"{run.summary()}"
+    )
 
 
 # --- variant 2: effects through ProcessedIds.once() ---------------------------------------------------------
@@ -287,14 +297,22 @@ def test_each_event_has_its_effect_exactly_once_while_workers_are_killed(
 ) -> None:
     settings, topic = chaos_settings
     group, store, log = unique("chaos-effects"), tmp_path / "effects.sqlite", tmp_path / "invocations.log"
-    pool = WorkerPool(settings, tmp_path, extra_env={
-        "HS_TEST_STORE": str(store), "HS_TEST_INVOCATIONS": str(log), "HS_TEST_MAX_DELAY_S": "0.002"})
+    pool = WorkerPool(
+        settings,
+        tmp_path,
+        extra_env={"HS_TEST_STORE": str(store), "HS_TEST_INVOCATIONS": str(log), "HS_TEST_MAX_DELAY_S": "0.002"},
+    )
     args = ["--group", group, "--topic", topic, "--handler", "tests.chaos_handlers:effect_once"]
     events = chaos_events()
     feed = Feed(settings, topic, events)
 
-    run = run_chaos(pool, args, feed, lambda: len(effect_rows(store)) >= EVENTS,
-                    lambda: f"{len(effect_rows(store))} of {EVENTS} effects")
+    run = run_chaos(
+        pool,
+        args,
+        feed,
+        lambda: len(effect_rows(store)) >= EVENTS,
+        lambda: f"{len(effect_rows(store))} of {EVENTS} effects",
+    )
 
     rows = effect_rows(store)
     ids = Counter(event_id for event_id, _ in rows)
@@ -312,6 +330,8 @@ def test_each_event_has_its_effect_exactly_once_while_workers_are_killed(
 
     cut_short = invocations.redelivered - invocations.skips  # calls killed before their transaction committed
     by_pid = Counter(pid for _, pid in rows)
-    print(f"\nchaos effects: {len(rows)} effects from {len(by_pid)} processes; {len(invocations.calls)} handler calls, "
-          f"{invocations.redelivered} of them redeliveries: {invocations.skips} deduped by the store, {cut_short} "
-          f"calls cut short by a kill; {run.summary()}")
+    print(
+        f"\nchaos effects: {len(rows)} effects from {len(by_pid)} processes; {len(invocations.calls)} handler calls, "
+        f"{invocations.redelivered} of them redeliveries: {invocations.skips} deduped by the store, {cut_short} "
+        f"calls cut short by a kill; {run.summary()}"
+    )

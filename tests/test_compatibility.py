@@ -129,27 +129,44 @@ CASES = [
     reads("boolean-cannot-read-int", "promotion", one("boolean"), one("int"), (MISMATCH, "R.f")),
     reads("string-cannot-read-int", "promotion", one("string"), one("int"), (MISMATCH, "R.f")),
     reads("null-cannot-read-int", "promotion", one("null"), one("int"), (MISMATCH, "R.f")),
-    reads("top-level-long-reads-int", "promotion", "\"long\"", "\"int\""),
-    reads("top-level-int-cannot-read-long", "promotion", "\"int\"", "\"long\"", (MISMATCH, "int")),
+    reads("top-level-long-reads-int", "promotion", '"long"', '"int"'),
+    reads("top-level-int-cannot-read-long", "promotion", '"int"', '"long"', (MISMATCH, "int")),
     # ---- records: fields by name, defaults, aliases
     reads("empty-reads-empty", "record-fields", rec("R"), rec("R")),
     reads("writer-field-ignored", "record-fields", rec("R"), one("int")),
     reads("reader-field-without-default", "record-fields", one("int"), rec("R"), (ADDED, "R.f")),
     reads("reader-field-with-default", "record-fields", one("int", 0), rec("R")),
     reads("null-default-counts", "record-fields", one(["null", "int"], None), rec("R")),
-    reads("fields-reordered", "record-fields",
-          rec("R", fld("b", "int"), fld("a", "string")), rec("R", fld("a", "string"), fld("b", "int"))),
+    reads(
+        "fields-reordered",
+        "record-fields",
+        rec("R", fld("b", "int"), fld("a", "string")),
+        rec("R", fld("a", "string"), fld("b", "int")),
+    ),
     reads("field-type-promoted", "record-fields", one("long"), one("int")),
-    reads("field-alias-renames", "field-alias",
-          rec("R", fld("g", "int", aliases=["f"])), one("int")),
+    reads("field-alias-renames", "field-alias", rec("R", fld("g", "int", aliases=["f"])), one("int")),
     reads("field-renamed-without-alias", "field-alias", rec("R", fld("g", "int")), one("int"), (ADDED, "R.g")),
-    reads("field-alias-type-checked", "field-alias",
-          rec("R", fld("g", "int", aliases=["f"])), one("string"), (MISMATCH, "R.g")),
-    reads("field-alias-taken-by-name", "field-alias",
-          rec("R", fld("f", "int"), fld("g", "int", aliases=["f"])), one("int"), (ADDED, "R.g")),
-    reads("field-name-and-alias-both-written", "field-alias",
-          rec("R", fld("y", "int", aliases=["x"])), rec("R", fld("x", "string"), fld("y", "int")),
-          (MISMATCH, "R.y")),
+    reads(
+        "field-alias-type-checked",
+        "field-alias",
+        rec("R", fld("g", "int", aliases=["f"])),
+        one("string"),
+        (MISMATCH, "R.g"),
+    ),
+    reads(
+        "field-alias-taken-by-name",
+        "field-alias",
+        rec("R", fld("f", "int"), fld("g", "int", aliases=["f"])),
+        one("int"),
+        (ADDED, "R.g"),
+    ),
+    reads(
+        "field-name-and-alias-both-written",
+        "field-alias",
+        rec("R", fld("y", "int", aliases=["x"])),
+        rec("R", fld("x", "string"), fld("y", "int")),
+        (MISMATCH, "R.y"),
+    ),
     Case("confluent-add-field-with-default", "record-fields", S2, (S1,), B),
     Case("confluent-add-field-without-default", "record-fields", S3, (S1,), B, ((ADDED, "myrecord.f2"),)),
     Case("confluent-rename-with-alias", "field-alias", S4, (S1,), B),
@@ -161,40 +178,75 @@ CASES = [
     reads("record-alias-matches-writer", "names", rec("Other", aliases=["R"]), rec("R")),
     reads("record-namespace-changed", "names", rec("R", namespace="b"), rec("R", namespace="a")),
     reads("record-full-alias", "names", rec("New", namespace="b", aliases=["a.Old"]), rec("Old", namespace="a")),
-    reads("record-relative-alias-other-namespace", "names",
-          rec("New", namespace="b", aliases=["c.Old"]), rec("Old", namespace="a"), ("name-mismatch", "New")),
-    reads("nested-record-renamed", "names",
-          one(rec("B", fld("x", "int"))), one(rec("A", fld("x", "int"))), ("name-mismatch", "R.f")),
-    reads("reference-in-enclosing-namespace", "references",
-          rec("R", fld("a", rec("P", fld("x", "long"))), fld("b", "P"), namespace="n"),
-          rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", "n.P"), namespace="n")),
-    reads("reference-checked-at-each-use", "references",
-          rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", "P")),
-          rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", rec("Q", fld("y", "int")))),
-          ("name-mismatch", "R.b")),
-    reads("reference-across-namespaces", "references",
-          rec("R", fld("a", rec("P", fld("x", "long"), namespace="other")), fld("b", "other.P"), namespace="n"),
-          rec("R", fld("a", rec("P", fld("x", "int"), namespace="other")), fld("b", "other.P"), namespace="n")),
-    reads("reference-across-namespaces-narrowed", "references",
-          rec("R", fld("a", rec("P", fld("x", "int"), namespace="other")), fld("b", "other.P"), namespace="n"),
-          rec("R", fld("a", rec("P", fld("x", "long"), namespace="other")), fld("b", "other.P"), namespace="n"),
-          (MISMATCH, "R.a.x"), (MISMATCH, "R.b.x")),
-    reads("reference-to-changed-record", "references",
-          rec("R", fld("a", rec("P", fld("x", "int"), fld("z", "int"))), fld("b", "P")),
-          rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", "P")),
-          (ADDED, "R.a.z"), (ADDED, "R.b.z")),
+    reads(
+        "record-relative-alias-other-namespace",
+        "names",
+        rec("New", namespace="b", aliases=["c.Old"]),
+        rec("Old", namespace="a"),
+        ("name-mismatch", "New"),
+    ),
+    reads(
+        "nested-record-renamed",
+        "names",
+        one(rec("B", fld("x", "int"))),
+        one(rec("A", fld("x", "int"))),
+        ("name-mismatch", "R.f"),
+    ),
+    reads(
+        "reference-in-enclosing-namespace",
+        "references",
+        rec("R", fld("a", rec("P", fld("x", "long"))), fld("b", "P"), namespace="n"),
+        rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", "n.P"), namespace="n"),
+    ),
+    reads(
+        "reference-checked-at-each-use",
+        "references",
+        rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", "P")),
+        rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", rec("Q", fld("y", "int")))),
+        ("name-mismatch", "R.b"),
+    ),
+    reads(
+        "reference-across-namespaces",
+        "references",
+        rec("R", fld("a", rec("P", fld("x", "long"), namespace="other")), fld("b", "other.P"), namespace="n"),
+        rec("R", fld("a", rec("P", fld("x", "int"), namespace="other")), fld("b", "other.P"), namespace="n"),
+    ),
+    reads(
+        "reference-across-namespaces-narrowed",
+        "references",
+        rec("R", fld("a", rec("P", fld("x", "int"), namespace="other")), fld("b", "other.P"), namespace="n"),
+        rec("R", fld("a", rec("P", fld("x", "long"), namespace="other")), fld("b", "other.P"), namespace="n"),
+        (MISMATCH, "R.a.x"),
+        (MISMATCH, "R.b.x"),
+    ),
+    reads(
+        "reference-to-changed-record",
+        "references",
+        rec("R", fld("a", rec("P", fld("x", "int"), fld("z", "int"))), fld("b", "P")),
+        rec("R", fld("a", rec("P", fld("x", "int"))), fld("b", "P")),
+        (ADDED, "R.a.z"),
+        (ADDED, "R.b.z"),
+    ),
     # ---- recursive records
     reads("recursive-reads-itself", "recursion", linked_list("L", "int"), linked_list("L", "int")),
     reads("recursive-promoted", "recursion", linked_list("L", "long"), linked_list("L", "int")),
     reads("recursive-narrowed", "recursion", linked_list("L", "int"), linked_list("L", "long"), (MISMATCH, "L.value")),
-    reads("mutually-recursive", "recursion",
-          rec("A", fld("b", ["null", rec("B", fld("a", ["null", "A"], None), fld("n", "long"))], None)),
-          rec("A", fld("b", ["null", rec("B", fld("a", ["null", "A"], None), fld("n", "int"))], None))),
+    reads(
+        "mutually-recursive",
+        "recursion",
+        rec("A", fld("b", ["null", rec("B", fld("a", ["null", "A"], None), fld("n", "long"))], None)),
+        rec("A", fld("b", ["null", rec("B", fld("a", ["null", "A"], None), fld("n", "int"))], None)),
+    ),
     # ---- enums
     reads("enum-same", "enum", one(enum("E", "A", "B")), one(enum("E", "A", "B"))),
     reads("enum-reader-has-more", "enum", one(enum("E", "A", "B", "C")), one(enum("E", "A", "B"))),
-    reads("enum-reader-has-fewer", "enum",
-          one(enum("E", "A", "B")), one(enum("E", "A", "B", "C")), ("enum-symbol-missing", "R.f")),
+    reads(
+        "enum-reader-has-fewer",
+        "enum",
+        one(enum("E", "A", "B")),
+        one(enum("E", "A", "B", "C")),
+        ("enum-symbol-missing", "R.f"),
+    ),
     reads("enum-reader-default", "enum", one(enum("E", "A", "B", default="A")), one(enum("E", "A", "B", "C"))),
     reads("enum-names-differ", "enum", one(enum("E2", "A")), one(enum("E", "A")), ("name-mismatch", "R.f")),
     reads("enum-cannot-read-string", "enum", one(enum("E", "A")), one("string"), (MISMATCH, "R.f")),
@@ -209,15 +261,20 @@ CASES = [
     reads("map-values-promoted", "array-map", one(amap("double")), one(amap("float"))),
     reads("map-values-changed", "array-map", one(amap("int")), one(amap("string")), (MISMATCH, "R.f.values")),
     reads("array-cannot-read-map", "array-map", one(array("int")), one(amap("int")), (MISMATCH, "R.f")),
-    reads("array-of-records-field-added", "array-map",
-          one(array(rec("I", fld("a", "int"), fld("b", "int")))), one(array(rec("I", fld("a", "int")))),
-          (ADDED, "R.f.items.b")),
+    reads(
+        "array-of-records-field-added",
+        "array-map",
+        one(array(rec("I", fld("a", "int"), fld("b", "int")))),
+        one(array(rec("I", fld("a", "int")))),
+        (ADDED, "R.f.items.b"),
+    ),
     reads("map-of-arrays-nested", "array-map", one(amap(array("long"))), one(amap(array("int")))),
     # ---- unions
     reads("union-reads-same-union", "unions", one(["null", "int"]), one(["null", "int"])),
     reads("union-reads-smaller-union", "unions", one(["null", "int", "string"]), one(["null", "int"])),
-    reads("union-cannot-read-larger-union", "unions",
-          one(["null", "int"]), one(["null", "int", "string"]), (UNION, "R.f")),
+    reads(
+        "union-cannot-read-larger-union", "unions", one(["null", "int"]), one(["null", "int", "string"]), (UNION, "R.f")
+    ),
     reads("union-reads-promoted-branch", "unions", one(["null", "long"]), one(["null", "int"])),
     reads("union-reads-reordered-branches", "unions", one(["int", "null"]), one(["null", "int"])),
     reads("empty-union-reads-empty-union", "unions", one([]), one([])),
@@ -228,11 +285,19 @@ CASES = [
     reads("non-union-reads-single-union", "unions", one("int"), one(["int"])),
     reads("non-union-reads-promotable-union", "unions", one("long"), one(["int", "long"])),
     reads("non-union-cannot-read-optional", "unions", one("string"), one(["null", "string"]), (MISMATCH, "R.f")),
-    reads("union-first-match-is-resolved", "unions",
-          one(["null", rec("P", fld("y", "int"))]), one(rec("P", fld("x", "int"))), (ADDED, "R.f.y")),
-    reads("union-of-records-by-name", "unions",
-          one([rec("A", fld("a", "int")), rec("B", fld("b", "long"))]),
-          one([rec("B", fld("b", "int")), rec("A", fld("a", "int"))])),
+    reads(
+        "union-first-match-is-resolved",
+        "unions",
+        one(["null", rec("P", fld("y", "int"))]),
+        one(rec("P", fld("x", "int"))),
+        (ADDED, "R.f.y"),
+    ),
+    reads(
+        "union-of-records-by-name",
+        "unions",
+        one([rec("A", fld("a", "int")), rec("B", fld("b", "long"))]),
+        one([rec("B", fld("b", "int")), rec("A", fld("a", "int"))]),
+    ),
     Case("confluent-field-to-union", "unions", S6, (S1,), B),
     Case("confluent-remove-union-branch", "unions", S6, (S7,), B, ((UNION, "myrecord.f1"),)),
     Case("confluent-add-union-branch", "unions", S7, (S6,), B),
@@ -244,11 +309,17 @@ CASES = [
     reads("uuid-cannot-read-int", "logical", one(logical("string", "uuid")), one("int"), (MISMATCH, "R.f")),
     reads("decimal-same", "logical", one(decimal(10, 2)), one(decimal(10, 2))),
     reads("decimal-scale-differs", "logical", one(decimal(10, 3)), one(decimal(10, 2)), ("decimal-mismatch", "R.f")),
-    reads("decimal-precision-differs", "logical",
-          one(decimal(12, 2)), one(decimal(10, 2)), ("decimal-mismatch", "R.f")),
+    reads(
+        "decimal-precision-differs", "logical", one(decimal(12, 2)), one(decimal(10, 2)), ("decimal-mismatch", "R.f")
+    ),
     reads("decimal-reads-plain-bytes", "logical", one(decimal(10, 2)), one("bytes")),
-    reads("decimal-on-fixed-scale-differs", "logical",
-          one(decimal(9, 3, fixed("D", 4))), one(decimal(9, 2, fixed("D", 4))), ("decimal-mismatch", "R.f")),
+    reads(
+        "decimal-on-fixed-scale-differs",
+        "logical",
+        one(decimal(9, 3, fixed("D", 4))),
+        one(decimal(9, 2, fixed("D", 4))),
+        ("decimal-mismatch", "R.f"),
+    ),
     # ---- modes
     Case("none-allows-anything", "modes", one("string"), (one("int"),), Mode.NONE),
     Case("no-previous-versions", "modes", one("string"), (), Mode.FULL_TRANSITIVE),
@@ -259,23 +330,41 @@ CASES = [
     Case("full-rejects-field-without-default", "modes", S3, (S1,), Mode.FULL, ((ADDED, "myrecord.f2"),)),
     Case("full-rejects-removal-without-default", "modes", S1, (S3,), Mode.FULL, ((REMOVED, "myrecord.f2"),)),
     Case("full-rejects-widening", "modes", one("long"), (one("int"),), Mode.FULL, ((MISMATCH, "R.f"),)),
-    Case("full-accepts-enum-growth-with-default", "modes",
-         one(enum("E", "A", "B", "C", default="A")), (one(enum("E", "A", "B", default="A")),), Mode.FULL),
-    Case("forward-enum-symbol-added", "enum",
-         one(enum("E", "A", "B", "C")), (one(enum("E", "A", "B")),), F, (("enum-symbol-missing", "R.f"),)),
-    Case("forward-enum-symbol-added-old-default", "enum",
-         one(enum("E", "A", "B", "C", default="A")), (one(enum("E", "A", "B", default="A")),), F),
+    Case(
+        "full-accepts-enum-growth-with-default",
+        "modes",
+        one(enum("E", "A", "B", "C", default="A")),
+        (one(enum("E", "A", "B", default="A")),),
+        Mode.FULL,
+    ),
+    Case(
+        "forward-enum-symbol-added",
+        "enum",
+        one(enum("E", "A", "B", "C")),
+        (one(enum("E", "A", "B")),),
+        F,
+        (("enum-symbol-missing", "R.f"),),
+    ),
+    Case(
+        "forward-enum-symbol-added-old-default",
+        "enum",
+        one(enum("E", "A", "B", "C", default="A")),
+        (one(enum("E", "A", "B", default="A")),),
+        F,
+    ),
     Case("forward-union-branch-added", "unions", S7, (S6,), F, ((UNION, "myrecord.f1"),)),
     Case("forward-field-made-optional", "unions", S6, (S1,), F, ((MISMATCH, "myrecord.f1"),)),
     # ---- transitive histories (v1 -> v2 -> v3)
     Case("backward-checks-latest-only", "transitive", S3, (S1, S2), B),
-    Case("backward-transitive-sees-v1", "transitive", S3, (S1, S2), Mode.BACKWARD_TRANSITIVE,
-         ((ADDED, "myrecord.f2"),)),
+    Case(
+        "backward-transitive-sees-v1", "transitive", S3, (S1, S2), Mode.BACKWARD_TRANSITIVE, ((ADDED, "myrecord.f2"),)
+    ),
     Case("backward-transitive-defaults-added", "transitive", S8, (S1, S2), Mode.BACKWARD_TRANSITIVE),
     Case("forward-transitive-defaults-removed", "transitive", S1, (S8, S2), Mode.FORWARD_TRANSITIVE),
     Case("forward-checks-latest-only", "transitive", S1, (S3, S2), F),
-    Case("forward-transitive-sees-v1", "transitive", S1, (S3, S2), Mode.FORWARD_TRANSITIVE,
-         ((REMOVED, "myrecord.f2"),)),
+    Case(
+        "forward-transitive-sees-v1", "transitive", S1, (S3, S2), Mode.FORWARD_TRANSITIVE, ((REMOVED, "myrecord.f2"),)
+    ),
     Case("full-transitive-sees-v1", "transitive", S3, (S1, S2), Mode.FULL_TRANSITIVE, ((ADDED, "myrecord.f2"),)),
     Case("full-transitive-clean-history", "transitive", S8, (S1, S2), Mode.FULL_TRANSITIVE),
 ]
@@ -309,10 +398,16 @@ def test_reader_findings_is_the_backward_core() -> None:
 @pytest.mark.parametrize(
     ("text", "mode"),
     [
-        ("backward", Mode.BACKWARD), ("Backward", Mode.BACKWARD), ("FORWARD", Mode.FORWARD),
-        ("None", Mode.NONE), ("full", Mode.FULL), ("full-transitive", Mode.FULL_TRANSITIVE),
-        ("FullTransitive", Mode.FULL_TRANSITIVE), ("full_transitive", Mode.FULL_TRANSITIVE),
-        (" backward transitive ", Mode.BACKWARD_TRANSITIVE), ("ForwardTransitive", Mode.FORWARD_TRANSITIVE),
+        ("backward", Mode.BACKWARD),
+        ("Backward", Mode.BACKWARD),
+        ("FORWARD", Mode.FORWARD),
+        ("None", Mode.NONE),
+        ("full", Mode.FULL),
+        ("full-transitive", Mode.FULL_TRANSITIVE),
+        ("FullTransitive", Mode.FULL_TRANSITIVE),
+        ("full_transitive", Mode.FULL_TRANSITIVE),
+        (" backward transitive ", Mode.BACKWARD_TRANSITIVE),
+        ("ForwardTransitive", Mode.FORWARD_TRANSITIVE),
         (Mode.FULL, Mode.FULL),
     ],
 )
@@ -323,8 +418,12 @@ def test_mode_parse(text: str, mode: Mode) -> None:
 def test_modes_have_their_azure_names_and_azure_offers_three() -> None:
     names = {mode: mode.azure_name for mode in Mode}
     assert names == {
-        Mode.NONE: "None", Mode.BACKWARD: "Backward", Mode.FORWARD: "Forward", Mode.FULL: "Full",
-        Mode.BACKWARD_TRANSITIVE: "BackwardTransitive", Mode.FORWARD_TRANSITIVE: "ForwardTransitive",
+        Mode.NONE: "None",
+        Mode.BACKWARD: "Backward",
+        Mode.FORWARD: "Forward",
+        Mode.FULL: "Full",
+        Mode.BACKWARD_TRANSITIVE: "BackwardTransitive",
+        Mode.FORWARD_TRANSITIVE: "ForwardTransitive",
         Mode.FULL_TRANSITIVE: "FullTransitive",
     }
     assert {mode for mode in Mode if mode.in_azure} == {Mode.NONE, Mode.BACKWARD, Mode.FORWARD}
@@ -373,8 +472,9 @@ def test_schema_text_and_dict_agree() -> None:
 
 def chat_response() -> dict[str, Any]:
     schema = json.loads((CONTRACTS / "hubstream.chat.ChatResponse.avsc").read_text(encoding="utf-8"))
-    schema["fields"].append(fld("usage", ["null", rec("Usage", fld("promptTokens", "int"),
-                                                      fld("completionTokens", "int"))], None))
+    schema["fields"].append(
+        fld("usage", ["null", rec("Usage", fld("promptTokens", "int"), fld("completionTokens", "int"))], None)
+    )
     return schema
 
 
@@ -401,7 +501,8 @@ def test_realistic_field_removed_without_default() -> None:
     old = chat_response()
     finding = only(check_compatibility(evolve(old, userId=None), [old], Mode.FULL))
     assert finding == Finding(
-        "ChatResponse.userId", REMOVED,
+        "ChatResponse.userId",
+        REMOVED,
         "field `userId` removed without default: old readers cannot read new data (FORWARD)",
     )
 
@@ -465,8 +566,8 @@ def test_realistic_enum_symbol_removed() -> None:
 def test_transitive_findings_name_the_versions_and_dedupe() -> None:
     v1 = chat_response()
     v2 = evolve(v1, locale=fld("locale", "string", "en"))
-    v3 = evolve(v2, locale=fld("locale", "string"))          # fine against v2, not against v1
-    v4 = evolve(v3, tone=fld("tone", "string"))              # breaks against every version
+    v3 = evolve(v2, locale=fld("locale", "string"))  # fine against v2, not against v1
+    v4 = evolve(v3, tone=fld("tone", "string"))  # breaks against every version
     findings = check_compatibility(v4, [v1, v2, v3], Mode.BACKWARD_TRANSITIVE)
     messages = {f.path: f.message for f in findings}
     assert messages == {
@@ -508,10 +609,20 @@ def test_contracts_in_repo_are_compatible_with_themselves() -> None:
 # alias) and namespaces changed.
 
 PRIMS = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"]
-PROMOTE = {"int": ["long", "float", "double"], "long": ["float", "double"], "float": ["double"],
-           "string": ["bytes"], "bytes": ["string"]}
-DEMOTE = {"long": ["int"], "float": ["int", "long"], "double": ["int", "long", "float"],
-          "string": ["bytes"], "bytes": ["string"]}
+PROMOTE = {
+    "int": ["long", "float", "double"],
+    "long": ["float", "double"],
+    "float": ["double"],
+    "string": ["bytes"],
+    "bytes": ["string"],
+}
+DEMOTE = {
+    "long": ["int"],
+    "float": ["int", "long"],
+    "double": ["int", "long", "float"],
+    "string": ["bytes"],
+    "bytes": ["string"],
+}
 SYMBOLS = ["A", "B", "C", "D"]
 
 
@@ -539,8 +650,9 @@ def zero(type_: Any, defs: dict[str, dict[str, Any]]) -> Any:
     kind = type_["type"]
     if kind == "record":
         return {f["name"]: zero(f["type"], defs) for f in type_["fields"]}
-    return {"enum": lambda: type_["symbols"][0], "fixed": lambda: "\u0000" * type_["size"],
-            "array": list, "map": dict}[kind]()
+    return {"enum": lambda: type_["symbols"][0], "fixed": lambda: "\u0000" * type_["size"], "array": list, "map": dict}[
+        kind
+    ]()
 
 
 def datum(type_: Any, defs: dict[str, dict[str, Any]]) -> st.SearchStrategy[Any]:
@@ -561,11 +673,14 @@ def datum(type_: Any, defs: dict[str, dict[str, Any]]) -> st.SearchStrategy[Any]
 
 
 PRIM_DATA: dict[str, st.SearchStrategy[Any]] = {
-    "null": st.none(), "boolean": st.booleans(),
-    "int": st.integers(-(2**31), 2**31 - 1), "long": st.integers(-(2**63), 2**63 - 1),
+    "null": st.none(),
+    "boolean": st.booleans(),
+    "int": st.integers(-(2**31), 2**31 - 1),
+    "long": st.integers(-(2**63), 2**63 - 1),
     "float": st.floats(width=32, allow_nan=False, allow_infinity=False),
     "double": st.floats(allow_nan=False, allow_infinity=False),
-    "string": st.text(max_size=5), "bytes": st.text(max_size=5).map(str.encode),
+    "string": st.text(max_size=5),
+    "bytes": st.text(max_size=5).map(str.encode),
 }
 
 
@@ -680,7 +795,9 @@ def mutate_record(draw: st.DrawFn, writer: dict[str, Any], names: Names, depth: 
         action = draw(st.sampled_from(["keep"] * 5 + ["mutate"] * 3 + ["drop", "rename", "alias", "default"]))
         if action == "drop":
             continue
-        type_ = draw(mutate(spec["type"], names, depth) if action == "mutate" else copy_type(spec["type"], names, depth))
+        type_ = draw(
+            mutate(spec["type"], names, depth) if action == "mutate" else copy_type(spec["type"], names, depth)
+        )
         has_default = ("default" in spec) != (action == "default")
         field_name = spec["name"] + "_new" if action in ("rename", "alias") else spec["name"]
         aliases = {"aliases": [spec["name"]]} if action == "alias" else {}
@@ -733,8 +850,13 @@ def test_compatible_means_fastavro_reads_the_data(case: tuple[dict[str, Any], di
     writer, reader, data = case
     findings = reader_findings(reader, writer)
     error = fastavro_error(writer, reader, data)
-    event("compatible" if not findings else "incompatible, fastavro failed" if error else
-          "incompatible, sampled data happened to read")
+    event(
+        "compatible"
+        if not findings
+        else "incompatible, fastavro failed"
+        if error
+        else "incompatible, sampled data happened to read"
+    )
     if error is not None:
         assert findings, f"fastavro could not read ({error!r}) but the checker found nothing:\n{writer}\n{reader}"
 
@@ -750,12 +872,19 @@ def read_with_fastavro(writer: Any, reader: Any, item: Any) -> Any:
     ("reader", "writer", "item", "rule"),
     [
         pytest.param(one(["null", "int"]), one(["null", "int", "string"]), {"f": 1}, UNION, id="unused-union-branch"),
-        pytest.param(one(enum("E", "A")), one(enum("E", "A", "B")), {"f": "A"}, "enum-symbol-missing",
-                     id="unused-enum-symbol"),
-        pytest.param(one(array(rec("I", fld("a", "int"), fld("b", "int")))), one(array(rec("I", fld("a", "int")))),
-                     {"f": []}, "reader-field-missing-default", id="record-in-empty-array"),
-        pytest.param(one(decimal(10, 3)), one(decimal(10, 2)), {"f": Decimal("1.25")},
-                     "decimal-mismatch", id="decimal-scale"),
+        pytest.param(
+            one(enum("E", "A")), one(enum("E", "A", "B")), {"f": "A"}, "enum-symbol-missing", id="unused-enum-symbol"
+        ),
+        pytest.param(
+            one(array(rec("I", fld("a", "int"), fld("b", "int")))),
+            one(array(rec("I", fld("a", "int")))),
+            {"f": []},
+            "reader-field-missing-default",
+            id="record-in-empty-array",
+        ),
+        pytest.param(
+            one(decimal(10, 3)), one(decimal(10, 2)), {"f": Decimal("1.25")}, "decimal-mismatch", id="decimal-scale"
+        ),
     ],
 )
 def test_stricter_than_fastavro_where_documented(reader: Any, writer: Any, item: Any, rule: str) -> None:

@@ -85,5 +85,7 @@ def test_addresses_match_the_services_that_serve_them(compose: dict[str, Any]) -
 def test_service_commands_are_valid_hubstream_invocations(compose: dict[str, Any], service: str) -> None:
     command = compose["services"][service]["command"]
     # click rejects unknown options before it handles the trailing --help
-    result = subprocess.run([sys.executable, "-m", "hubstream_cli", *command, "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "hubstream_cli", *command, "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,9 +3,8 @@ revocation, and the ops endpoint."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import random
 import threading
 import time
@@ -39,8 +38,9 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def topic_settings(broker: LocalKafka, emulator: Any, tmp_path: Path, partitions: int, **consumer: Any
-                   ) -> tuple[str, Settings]:
+def topic_settings(
+    broker: LocalKafka, emulator: Any, tmp_path: Path, partitions: int, **consumer: Any
+) -> tuple[str, Settings]:
     topic = broker.create_topic("run", partitions=partitions)
     settings = make_settings(broker, emulator, write_catalog(tmp_path, {topic: CHAT}), consumer=consumer)
     return topic, settings
@@ -49,8 +49,15 @@ def topic_settings(broker: LocalKafka, emulator: Any, tmp_path: Path, partitions
 def test_key_ordered_concurrency_keeps_per_key_order_and_commits_never_pass_an_unfinished_record(
     kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
 ) -> None:
-    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 3, key_concurrency=4,
-                                     commit_interval_ms=100, max_commits_per_second=10)
+    topic, settings = topic_settings(
+        kafka_broker,
+        registry_emulator,
+        tmp_path,
+        3,
+        key_concurrency=4,
+        commit_interval_ms=100,
+        max_commits_per_second=10,
+    )
     keys, per_key = 20, 15
     produce_events(settings, topic, [chat_event(f"conv-{k}", seq) for seq in range(per_key) for k in range(keys)])
 
@@ -101,8 +108,15 @@ def test_key_ordered_concurrency_keeps_per_key_order_and_commits_never_pass_an_u
 def test_commits_stay_under_the_rate_cap_during_a_burst(
     kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
 ) -> None:
-    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 3, commit_interval_ms=1000,
-                                     commit_every_records=200, max_commits_per_second=2)
+    topic, settings = topic_settings(
+        kafka_broker,
+        registry_emulator,
+        tmp_path,
+        3,
+        commit_interval_ms=1000,
+        commit_every_records=200,
+        max_commits_per_second=2,
+    )
     total = 20_000
     produce_events(settings, topic, [chat_event(f"conv-{i % 50}", i) for i in range(total)])
     handled = [0]
@@ -119,14 +133,16 @@ def test_commits_stay_under_the_rate_cap_during_a_burst(
 
     times: dict[int, list[float]] = defaultdict(list)
     for at, offsets in commits:
-        for (_, partition) in offsets:
+        for _, partition in offsets:
             times[partition].append(at)
     gaps = [b - a for series in times.values() for a, b in zip(series, series[1:], strict=False)]
     assert gaps, "no partition was committed twice"
     assert min(gaps) >= 0.5 - 0.02, f"a partition was committed {min(gaps):.3f} s after its previous commit"
     assert sum(kafka_broker.committed(group, topic, 3).values()) == total
-    print(f"\n{total} records, {len(commits)} commit requests, per partition "
-          f"{ {p: len(t) for p, t in sorted(times.items())} }, shortest gap {min(gaps):.3f} s")
+    print(
+        f"\n{total} records, {len(commits)} commit requests, per partition "
+        f"{ {p: len(t) for p, t in sorted(times.items())} }, shortest gap {min(gaps):.3f} s"
+    )
 
 
 def test_a_slow_handler_pauses_its_partition_and_nothing_is_lost_on_resume(
@@ -170,6 +186,7 @@ def test_revocation_waits_for_records_in_flight_and_commits_before_letting_go(
             time.sleep(0.1)
             with lock:
                 handled.append((name, event.offset))
+
         return handle
 
     group = unique("handover")
@@ -189,13 +206,19 @@ def test_ops_endpoint_reports_owner_standby_and_metrics(
     produce_events(settings, topic, [chat_event("conv-1", i) for i in range(10)])
     seen: list[int] = []
     group = unique("ops")
-    with running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as owner, \
-            MonitoringServer(owner) as ops:
+    with (
+        running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as owner,
+        MonitoringServer(owner) as ops,
+    ):
         wait_until(lambda: len(seen) == 10, 30, "the records")
-        with running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as second, \
-                MonitoringServer(second) as second_ops:
+        with (
+            running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as second,
+            MonitoringServer(second) as second_ops,
+        ):
+
             def states() -> set[str]:
                 return {httpx.get(f"{url}/readyz", timeout=5).json()["state"] for url in (ops.url, second_ops.url)}
+
             wait_until(lambda: states() == {"owner", "standby"}, 30, "one owner and one standby")
             ready = [httpx.get(f"{url}/readyz", timeout=5) for url in (ops.url, second_ops.url)]
             assert [r.status_code for r in ready] == [200, 200]
@@ -238,14 +261,18 @@ def test_a_handler_over_its_budget_is_logged_and_one_stuck_past_the_limit_makes_
     produce_events(settings, topic, [chat_event("conv-1", 0)])
     release = threading.Event()
     options = dataclasses.replace(WorkerOptions.from_settings(settings), handler_budget_s=0.5, stuck_after_s=2.0)
-    with caplog.at_level("WARNING", logger="kafka_consumer"), \
-            running_worker(settings, unique("stuck"), [topic], lambda e: release.wait(30), options=options) as worker:
+    with (
+        caplog.at_level("WARNING", logger="kafka_consumer"),
+        running_worker(settings, unique("stuck"), [topic], lambda e: release.wait(30), options=options) as worker,
+    ):
         wait_until(lambda: not worker.status().healthy, 30, "the stuck handler to be reported")
         [problem] = worker.status().problems
         assert f"handler for {topic}[0]@0 stuck" in problem
         release.set()
         wait_until(lambda: worker.status().healthy, 10, "the worker to recover")
-    assert any("over its 0.5 s budget" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert any("over its 0.5 s budget" in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
 
 
 def test_a_handler_that_raises_systemexit_stops_its_partition_instead_of_the_worker_loop(
@@ -273,8 +300,16 @@ def test_a_handler_that_raises_systemexit_stops_its_partition_instead_of_the_wor
 def test_a_record_backing_off_between_retries_does_not_hold_up_other_keys(
     kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
 ) -> None:
-    topic, settings = topic_settings(kafka_broker, registry_emulator, tmp_path, 1, key_concurrency=2,
-                                     retry_attempts=3, retry_initial_backoff_ms=1000, retry_max_backoff_ms=1000)
+    topic, settings = topic_settings(
+        kafka_broker,
+        registry_emulator,
+        tmp_path,
+        1,
+        key_concurrency=2,
+        retry_attempts=3,
+        retry_initial_backoff_ms=1000,
+        retry_max_backoff_ms=1000,
+    )
     produce_events(settings, topic, [chat_event("slow", 0)] + [chat_event("fast", i) for i in range(1, 11)])
     lock = threading.Lock()
     done: dict[str, float] = {}

@@ -33,8 +33,14 @@ FAST_RETRIES = {"retry_attempts": 3, "retry_initial_backoff_ms": 10, "retry_max_
 
 def read_all(broker: LocalKafka, topic: str, partitions: int = 1, timeout: float = 20) -> list[Message]:
     """Every record of a topic, from the beginning to the end of each partition (EOF, not a watermark query)."""
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": unique("reader"),
-                         "enable.partition.eof": True, "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": unique("reader"),
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     records: list[Message] = []
     at_end: set[int] = set()
@@ -90,17 +96,18 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
 ) -> None:
     topic = kafka_broker.create_topic("poison", partitions=1)
     ensure_topics(kafka_broker.admin, {topic + ".dlq": 1})  # as provisioning makes it
-    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}),
-                             consumer=FAST_RETRIES)
+    settings = make_settings(
+        kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}), consumer=FAST_RETRIES
+    )
     poison = PoisonTopic(kafka_broker, settings, topic)
-    poison.event("ok", 0)                                                              # 0
-    poison.raw(b"\x07garbage that is not avro", [])                                    # 1 no header, not legacy
-    poison.raw(poison.valid_body(), [("content-type", b"avro/binary+" + b"0" * 32)])   # 2 unknown schema id
-    poison.raw(poison.valid_body(), [("content-type", b"application/json+abc")])       # 3 wrong content type
-    poison.event("fail-always", 4)                                                     # 4 transient, never recovers
-    poison.event("permanent", 5)                                                       # 5 PermanentError
-    poison.event("flaky", 6)                                                           # 6 fails twice, then works
-    poison.event("ok", 7)                                                              # 7
+    poison.event("ok", 0)  # 0
+    poison.raw(b"\x07garbage that is not avro", [])  # 1 no header, not legacy
+    poison.raw(poison.valid_body(), [("content-type", b"avro/binary+" + b"0" * 32)])  # 2 unknown schema id
+    poison.raw(poison.valid_body(), [("content-type", b"application/json+abc")])  # 3 wrong content type
+    poison.event("fail-always", 4)  # 4 transient, never recovers
+    poison.event("permanent", 5)  # 5 PermanentError
+    poison.event("flaky", 6)  # 6 fails twice, then works
+    poison.event("ok", 7)  # 7
     poison.flush()
 
     calls: dict[int, int] = {}
@@ -165,8 +172,13 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
 ) -> None:
     topic = kafka_broker.create_topic("dlqfail", partitions=1)
     # the dead-letter producer refuses records over 1000 bytes, so the 2000-byte poison cannot be dead-lettered
-    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}),
-                             consumer=FAST_RETRIES, producer={"max_message_bytes": 1000})
+    settings = make_settings(
+        kafka_broker,
+        registry_emulator,
+        write_catalog(tmp_path, {topic: CHAT}),
+        consumer=FAST_RETRIES,
+        producer={"max_message_bytes": 1000},
+    )
     poison = PoisonTopic(kafka_broker, settings, topic)
     poison.event("ok", 0)
     poison.raw(b"\x07" * 2000, [])  # undecodable
@@ -175,8 +187,10 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     handled: list[int] = []
 
     group = unique("dlqfail")
-    with running_worker(settings, group, [topic], lambda e: handled.append(e.offset)) as worker, \
-            MonitoringServer(worker) as ops:
+    with (
+        running_worker(settings, group, [topic], lambda e: handled.append(e.offset)) as worker,
+        MonitoringServer(worker) as ops,
+    ):
         wait_until(lambda: not worker.status().healthy, 30, "the worker to report the stop")
         health = httpx.get(f"{ops.url}/healthz", timeout=5)
         time.sleep(1.5)  # commits keep running for the partition's finished prefix

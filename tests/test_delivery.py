@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from schemas.contracts import Contract
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.delivery import SseClient, auth, delivery_settings, running_node, token
-from schemas.contracts import Contract
 from tests.fixtures.services import (
     CHAT,
     MINUTES,
@@ -44,19 +44,24 @@ def publish(url: str, topic: str, events: list[dict[str, Any]]) -> None:
     assert all(item["ok"] for item in response.json()["results"]), response.text
 
 
-def pull_all(node_url: str, recipient: str, after: str | None = None, limit: int = 100) -> tuple[list[dict[str, Any]], str | None]:
+def pull_all(
+    node_url: str, recipient: str, after: str | None = None, limit: int = 100
+) -> tuple[list[dict[str, Any]], str | None]:
     messages: list[dict[str, Any]] = []
     while True:
         params = {"limit": limit, **({"after": after} if after else {})}
-        page = httpx.get(f"{node_url}/v1/mailboxes/{recipient}/messages", params=params, headers=auth(recipient),
-                         timeout=10).json()
+        page = httpx.get(
+            f"{node_url}/v1/mailboxes/{recipient}/messages", params=params, headers=auth(recipient), timeout=10
+        ).json()
         if not page["messages"]:
             return messages, after
         messages += page["messages"]
         after = page["next"]
 
 
-def test_twenty_chunks_arrive_in_order_and_a_resumed_stream_gets_the_rest_exactly_once(chat_setup: tuple[Any, str]) -> None:
+def test_twenty_chunks_arrive_in_order_and_a_resumed_stream_gets_the_rest_exactly_once(
+    chat_setup: tuple[Any, str],
+) -> None:
     settings, topic = chat_setup
     chunks = [chat_event("conv-a", i, userId="u1") for i in range(20)]
     with producer_api(settings) as api, running_node(settings, [topic], group=unique("delivery")) as node:
@@ -70,7 +75,9 @@ def test_twenty_chunks_arrive_in_order_and_a_resumed_stream_gets_the_rest_exactl
         messages, _ = pull_all(node.url, "u1")
     assert [m["eventId"] for m in messages] == [c["eventId"] for c in chunks]
     cursors = [m["cursor"] for m in messages]
-    assert len(set(cursors)) == 20 and [int(c.split("-")[1]) for c in cursors] == sorted(int(c.split("-")[1]) for c in cursors)
+    assert len(set(cursors)) == 20 and [int(c.split("-")[1]) for c in cursors] == sorted(
+        int(c.split("-")[1]) for c in cursors
+    )
     assert {e.event for e in first + rest} == {CHAT}
     assert [e.json()["eventId"] for e in first + rest] == [c["eventId"] for c in chunks]
 
@@ -103,8 +110,14 @@ def test_minutes_reach_every_participant_and_an_event_without_participants_is_co
     settings = delivery_settings(settings, f"sqlite:{tmp_path / 'm.db'}")
     register_contracts(settings)
     v1 = Contract.from_text((Path(__file__).parent / "data" / "MinutesFinalized.v1.avsc").read_text())
-    minutes = {"meetingId": "m-1", "title": "Weekly", "minutesId": "min-1", "sections": [],
-               "participants": ["ann", "bob", "cyd"], "eventId": "minutes-event-1"}
+    minutes = {
+        "meetingId": "m-1",
+        "title": "Weekly",
+        "minutesId": "min-1",
+        "sections": [],
+        "participants": ["ann", "bob", "cyd"],
+        "eventId": "minutes-event-1",
+    }
     old = {"meetingId": "m-0", "title": "Old", "minutesId": "min-0", "sections": []}
     with running_node(settings, [topic], group=unique("delivery")) as node:
         produce_events(settings, topic, [old], contract=v1)  # written by a producer still on v1
@@ -141,8 +154,9 @@ def test_mailbox_routes_need_the_recipients_own_token(chat_setup: tuple[Any, str
             SseClient(f"{node.url}/v1/mailboxes/u/stream?access_token={token('v')}").read(1)
         bad_cursor = httpx.get(f"{node.url}/v1/mailboxes/u/messages?after=nonsense", headers=auth("u"))
         assert bad_cursor.status_code == 400 and bad_cursor.json()["error"]["code"] == "InvalidCursor"
-        ahead = httpx.post(f"{node.url}/v1/mailboxes/u/ack", json={"upTo": _state(node.url, "u")["last"][:-1] + "9"},
-                           headers=auth("u"))
+        ahead = httpx.post(
+            f"{node.url}/v1/mailboxes/u/ack", json={"upTo": _state(node.url, "u")["last"][:-1] + "9"}, headers=auth("u")
+        )
         assert ahead.status_code == 409
 
 
@@ -192,8 +206,9 @@ def test_a_stream_from_a_cursor_older_than_the_kept_window_starts_with_a_gap_eve
         wait_for(lambda: _state(node.url, "g")["last"].endswith("-25"), "25 messages")
         stream = SseClient(f"{node.url}/v1/mailboxes/g/stream?after={early[0]['cursor']}", headers=auth("g"))
         frames = stream.read(11)
-        page = httpx.get(f"{node.url}/v1/mailboxes/g/messages", params={"after": early[0]["cursor"]},
-                         headers=auth("g")).json()
+        page = httpx.get(
+            f"{node.url}/v1/mailboxes/g/messages", params={"after": early[0]["cursor"]}, headers=auth("g")
+        ).json()
     assert frames[0].event == "gap" and frames[0].json()["after"] == early[0]["cursor"]
     assert [f.json()["event"]["sequence"] for f in frames[1:]] == list(range(15, 25))  # the 10 kept
     assert page["gap"] is True and page["messages"][0]["event"]["sequence"] == 15
@@ -211,18 +226,27 @@ def test_a_client_that_stops_reading_is_cut_off_without_holding_up_a_hundred_oth
         host, port = node.url.removeprefix("http://").split(":")
         slow = socket.create_connection((host, int(port)))
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.sendall(f"GET /v1/mailboxes/slow/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
-                     f"{token('slow')}\r\n\r\n".encode())
+        slow.sendall(
+            f"GET /v1/mailboxes/slow/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+            f"{token('slow')}\r\n\r\n".encode()
+        )
         produce_events(settings, topic, [chat_event(f"s{i % 3}", i, userId="slow", content=big) for i in range(300)])
         wait_for(lambda: _state(node.url, "slow")["count"] == 300, "the slow client's 300 messages")
         latencies = asyncio.run(_hundred_streams(node.url, settings, topic))
-        wait_for(lambda: 'hubstream_delivery_stream_ends_total{kind="sse",reason="send-timeout"} 1.0'
-                 in httpx.get(f"{node.url}/metrics").text, "the stuck stream to be cut off")
+        wait_for(
+            lambda: (
+                'hubstream_delivery_stream_ends_total{kind="sse",reason="send-timeout"} 1.0'
+                in httpx.get(f"{node.url}/metrics").text
+            ),
+            "the stuck stream to be cut off",
+        )
         slow.close()
     assert len(latencies) == 100 * 3
     latencies.sort()
-    print(f"100 streams beside a stuck one: p50 {latencies[len(latencies) // 2]:.3f} s, p99 "
-          f"{latencies[int(len(latencies) * 0.99) - 1]:.3f} s")
+    print(
+        f"100 streams beside a stuck one: p50 {latencies[len(latencies) // 2]:.3f} s, p99 "
+        f"{latencies[int(len(latencies) * 0.99) - 1]:.3f} s"
+    )
     assert latencies[int(len(latencies) * 0.99) - 1] < 3.0, latencies[-10:]
 
 

@@ -73,10 +73,27 @@ class DevStack:
 def start_dev(tmp_path: Path, *extra: str) -> DevStack:
     state_dir = tmp_path / "state"
     output = tmp_path / "dev.out"
-    argv = [sys.executable, "-m", "hubstream_cli", "dev", "--state-dir", str(state_dir),
-            "--broker-port", str(free_port()), "--registry-port", str(free_port()), "--api-port", str(free_port()),
-            "--consumer-ops-port", str(free_port()), "--delivery-port", str(free_port()),
-            "--partitions", "2", *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "hubstream_cli",
+        "dev",
+        "--state-dir",
+        str(state_dir),
+        "--broker-port",
+        str(free_port()),
+        "--registry-port",
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
+        "--consumer-ops-port",
+        str(free_port()),
+        "--delivery-port",
+        str(free_port()),
+        "--partitions",
+        "2",
+        *extra,
+    ]
     with open(output, "wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
     return DevStack(process, state_dir, output)
@@ -104,8 +121,15 @@ def dev(tmp_path: Path) -> Iterator[DevStack]:
 
 def test_dev_starts_serves_and_stops_without_orphans(dev: DevStack, tmp_path: Path) -> None:
     info = wait_ready(dev)
-    for key in ("bootstrap_servers", "schema_registry", "ca_file", "schema_group", "producer_url", "delivery_url",
-                "topics"):
+    for key in (
+        "bootstrap_servers",
+        "schema_registry",
+        "ca_file",
+        "schema_group",
+        "producer_url",
+        "delivery_url",
+        "topics",
+    ):
         assert info[key], key
     assert info["topics"] == {"chat.responses": 2, "meetings.minutes-finalized": 2}
     assert Path(str(info["ca_file"])).read_text().startswith("-----BEGIN CERTIFICATE-----")
@@ -119,18 +143,29 @@ def test_dev_starts_serves_and_stops_without_orphans(dev: DevStack, tmp_path: Pa
         time.sleep(0.2)
 
     # a second terminal: commands find the stack through --state-dir, the client token too
-    token = subprocess.run([sys.executable, "-m", "hubstream_cli", "clients", "token", "user-1", "--state-dir",
-                            str(dev.state_dir)], capture_output=True, text=True, timeout=60)
+    token = subprocess.run(
+        [sys.executable, "-m", "hubstream_cli", "clients", "token", "user-1", "--state-dir", str(dev.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert token.returncode == 0, token.stderr
     assert token.stdout.count(".") == 2 and token.stdout.strip() == token.stdout.rstrip("\n")  # a JWT, alone
     mailbox = f"{info['delivery_url']}/v1/mailboxes/user-1/messages"
     headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
-    wait_for(lambda: any(m["eventId"] == event["eventId"]
-                         for m in httpx.get(mailbox, headers=headers, timeout=5).json()["messages"]),
-             "the event in user-1's mailbox")
+    wait_for(
+        lambda: any(
+            m["eventId"] == event["eventId"] for m in httpx.get(mailbox, headers=headers, timeout=5).json()["messages"]
+        ),
+        "the event in user-1's mailbox",
+    )
     assert "hubstream clients token user-1 --state-dir" in dev.log()  # the banner shows how to watch a stream
-    provision = subprocess.run([sys.executable, "-m", "hubstream_cli", "provision", "--state-dir", str(dev.state_dir)],
-                               capture_output=True, text=True, timeout=60)
+    provision = subprocess.run(
+        [sys.executable, "-m", "hubstream_cli", "provision", "--state-dir", str(dev.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert provision.returncode == 0, provision.stderr
     assert "chat.responses" in provision.stderr + provision.stdout
 
@@ -161,9 +196,24 @@ def test_busy_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
         busy = holder.getsockname()[1]
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "hubstream_cli", "dev", "--state-dir", str(tmp_path), "--api-port", str(busy),
-             "--broker-port", str(free_port()), "--registry-port", str(free_port())],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+            [
+                sys.executable,
+                "-m",
+                "hubstream_cli",
+                "dev",
+                "--state-dir",
+                str(tmp_path),
+                "--api-port",
+                str(busy),
+                "--broker-port",
+                str(free_port()),
+                "--registry-port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
         )
     assert result.returncode == 2
     assert f"port {busy}" in result.stderr and "already in use" in result.stderr and "producer API" in result.stderr

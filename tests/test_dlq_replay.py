@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Message, Producer
 
-from hubstream.settings import Settings
 from devstack.topics import ensure_topics
+from hubstream.settings import Settings
 from kafka_consumer import dead_letters as dlq
 from kafka_consumer.admin.dlq_replay import (
     FILTER_NAMES,
@@ -34,8 +34,14 @@ from tests.fixtures.broker import LocalKafka, unique
 from tests.test_dead_letters import read_all
 
 PARTITIONS = 2
-ERRORS = [ValueError("bad amount"), ConnectionError("downstream down"), ValueError("bad currency"),
-          ConnectionError("timeout"), ValueError("negative"), ConnectionError("reset")]
+ERRORS = [
+    ValueError("bad amount"),
+    ConnectionError("downstream down"),
+    ValueError("bad currency"),
+    ConnectionError("timeout"),
+    ValueError("negative"),
+    ConnectionError("reset"),
+]
 
 
 @dataclass
@@ -48,9 +54,12 @@ class Dlq:
     originals: dict[tuple[str, int, int], Message]  # by (topic, partition, offset)
 
     def settings(self, **producer: Any) -> Settings:
-        return Settings(_env_file=None, profile=self.broker.profile,
-                        kafka={"bootstrap_servers": self.broker.bootstrap_servers},
-                        producer={"delivery_timeout_ms": 10_000, **producer})
+        return Settings(
+            _env_file=None,
+            profile=self.broker.profile,
+            kafka={"bootstrap_servers": self.broker.bootstrap_servers},
+            producer={"delivery_timeout_ms": 10_000, **producer},
+        )
 
     def replay(self, **options: Any) -> ReplaySummary:
         settings = options.pop("settings", None) or self.settings()
@@ -58,19 +67,28 @@ class Dlq:
 
     def replayed(self, topic: str | None = None, partitions: int = PARTITIONS) -> list[Message]:
         """Records of `topic` (default: the source) that carry a replayed-from header."""
-        return [m for m in read_all(self.broker, topic or self.source, partitions)
-                if any(name == dlq.REPLAYED_FROM for name, _ in m.headers() or [])]
+        return [
+            m
+            for m in read_all(self.broker, topic or self.source, partitions)
+            if any(name == dlq.REPLAYED_FROM for name, _ in m.headers() or [])
+        ]
 
     def dead_letter(self, message: Message, error: BaseException) -> None:
         producer = Producer({"bootstrap.servers": self.broker.bootstrap_servers, "linger.ms": 0})
-        producer.produce(self.topic, message.value(), key=message.key(),
-                         headers=dlq.dead_letter_headers(message, error, 3, "orders-workers"))
+        producer.produce(
+            self.topic,
+            message.value(),
+            key=message.key(),
+            headers=dlq.dead_letter_headers(message, error, 3, "orders-workers"),
+        )
         assert producer.flush(10) == 0
 
 
 def produce(broker: LocalKafka, topic: str, records: list[tuple[bytes | None, bytes | None, list[Any]]]) -> None:
     # murmur2, as hubstream's producer: the replay must land each key on its original partition
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 0, "partitioner": "murmur2_random"})
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 0, "partitioner": "murmur2_random"}
+    )
     for key, value, headers in records:
         producer.produce(topic, value, key=key, headers=headers)
     assert producer.flush(10) == 0
@@ -82,11 +100,18 @@ def dead(kafka_broker: LocalKafka) -> Dlq:
     ConnectionError."""
     source = kafka_broker.create_topic("orders", partitions=PARTITIONS)
     ensure_topics(kafka_broker.admin, {source + ".dlq": PARTITIONS})
-    produce(kafka_broker, source, [
-        (f"order-{i}".encode(), dead_value(i),
-         [("content-type", b"avro/binary+abc123"), ("trace", f"t{i}".encode()), ("empty", b"")])
-        for i in range(len(ERRORS))
-    ])
+    produce(
+        kafka_broker,
+        source,
+        [
+            (
+                f"order-{i}".encode(),
+                dead_value(i),
+                [("content-type", b"avro/binary+abc123"), ("trace", f"t{i}".encode()), ("empty", b"")],
+            )
+            for i in range(len(ERRORS))
+        ],
+    )
     consumed = read_all(kafka_broker, source, PARTITIONS)
     assert len(consumed) == len(ERRORS)
     letters = Dlq(kafka_broker, source, source + ".dlq", {})
@@ -140,8 +165,9 @@ def test_a_filter_selects_and_a_rerun_continues_after_the_commit(dead: Dlq) -> N
     again = dead.replay(filters={"error-class": "ValueError"})
     assert (again.read, again.replayed) == (1, 1)
 
-    everything = dead.replay(filters={"error-class": "ValueError", "consumer-group": "orders-workers"},
-                             from_beginning=True)
+    everything = dead.replay(
+        filters={"error-class": "ValueError", "consumer-group": "orders-workers"}, from_beginning=True
+    )
     assert (everything.read, everything.replayed) == (7, 4)
     assert len(dead.replayed()) == 3 + 1 + 4
 
@@ -174,8 +200,14 @@ def test_replay_to_another_topic_in_its_own_group(dead: Dlq) -> None:
 
 
 def test_records_that_are_not_dead_letters_are_skipped_counted_and_passed(dead: Dlq) -> None:
-    produce(dead.broker, dead.topic, [(b"k", b"stray", [("content-type", b"avro/binary+abc123")]),
-                                      (b"k", b"half", [(dlq.ORIGINAL_TOPIC, dead.source.encode())])])
+    produce(
+        dead.broker,
+        dead.topic,
+        [
+            (b"k", b"stray", [("content-type", b"avro/binary+abc123")]),
+            (b"k", b"half", [(dlq.ORIGINAL_TOPIC, dead.source.encode())]),
+        ],
+    )
     summary = dead.replay()
 
     assert (summary.read, summary.skipped_not_dead_letters, summary.replayed) == (8, 2, 6)
@@ -212,8 +244,14 @@ def test_a_failed_delivery_commits_nothing_and_says_a_rerun_is_safe(dead: Dlq) -
 
 def test_filters_are_checked_and_name_the_valid_names() -> None:
     assert parse_filters(["error-class=ValueError", "key=a=b"]) == {"error-class": "ValueError", "key": "a=b"}
-    assert FILTER_NAMES == ("original-topic", "original-partition", "original-offset", "consumer-group",
-                            "error-class", "key")
+    assert FILTER_NAMES == (
+        "original-topic",
+        "original-partition",
+        "original-offset",
+        "consumer-group",
+        "error-class",
+        "key",
+    )
     with pytest.raises(UnknownFilterError, match="unknown name 'error'.*error-class, key"):
         parse_filters(["error=ValueError"])
     with pytest.raises(UnknownFilterError, match="no '='"):
@@ -224,15 +262,18 @@ def test_filters_are_checked_and_name_the_valid_names() -> None:
 
 def hubstream(broker: LocalKafka, *args: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HUBSTREAM_")}
-    env.update({"HUBSTREAM_PROFILE": "kafka", "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-                "COLUMNS": "200"})
-    return subprocess.run([sys.executable, "-m", "hubstream_cli", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    env.update(
+        {"HUBSTREAM_PROFILE": "kafka", "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers, "COLUMNS": "200"}
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "hubstream_cli", *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_cli_replays_and_prints_the_summary(dead: Dlq) -> None:
-    dry = hubstream(dead.broker, "dlq", "replay", "--topic", dead.topic, "--filter", "error-class=ValueError",
-                    "--dry-run")
+    dry = hubstream(
+        dead.broker, "dlq", "replay", "--topic", dead.topic, "--filter", "error-class=ValueError", "--dry-run"
+    )
     assert dry.returncode == 0, dry.stderr
     assert "would replay" in dry.stderr and "nothing was published or committed" in dry.stderr
 

@@ -25,8 +25,8 @@ from azure.schemaregistry import SchemaFormat
 from azure.schemaregistry.encoder.avroencoder import AvroEncoder
 from typer.testing import CliRunner
 
-from hubstream_cli.registry import app as registry_cli
 from devstack.discovery import StackInfo
+from hubstream_cli.registry import app as registry_cli
 from tests.fixtures.registry import RegistryEmulator, running_emulator
 
 API = "?api-version=2022-10"
@@ -155,9 +155,7 @@ def test_json_and_custom_groups_report_their_format(registry_emulator: RegistryE
 # --- errors, as the SDK surfaces them
 
 
-def test_unknown_ids_versions_and_names_are_not_found(
-    registry_emulator: RegistryEmulator, registry_group: str
-) -> None:
+def test_unknown_ids_versions_and_names_are_not_found(registry_emulator: RegistryEmulator, registry_group: str) -> None:
     client, name = registry_emulator.client(), unique_name()
     missing = uuid.uuid4().hex
     error = expect_error(lambda: client.get_schema(missing), ResourceNotFoundError, 404, "ItemNotFound")

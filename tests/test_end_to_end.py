@@ -117,7 +117,9 @@ def test_per_key_order_holds_for_200_events_across_10_conversations(
     with producer_api(settings) as url, running_worker(settings, unique("order"), [chat_topic], collected):
         with httpx.Client(base_url=url, timeout=30) as client:
             for start in range(0, len(events), 50):
-                response = client.post(f"/v1/topics/{chat_topic}/events:batch", json={"events": events[start:start + 50]})
+                response = client.post(
+                    f"/v1/topics/{chat_topic}/events:batch", json={"events": events[start : start + 50]}
+                )
                 assert response.status_code == 200, response.text
         received = collected.wait_for(200, timeout=60)
     by_conversation: dict[str, list[int]] = defaultdict(list)

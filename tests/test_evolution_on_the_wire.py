@@ -18,7 +18,9 @@ from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.services import Collected, make_settings, running_worker, write_catalog
 
 V1 = {
-    "type": "record", "name": "Reading", "namespace": "hubstream.test",
+    "type": "record",
+    "name": "Reading",
+    "namespace": "hubstream.test",
     "fields": [{"name": "sensorId", "type": "string"}, {"name": "value", "type": "double"}],
 }
 # v2 adds a field with a default: compatible both ways (FULL)
@@ -52,13 +54,19 @@ def test_old_and_new_writers_decode_into_each_readers_shape(
     produce(kafka_broker, serde, topic, [{"sensorId": "s1", "value": 1.5}], v1)
     produce(kafka_broker, serde, topic, [{"sensorId": "s2", "value": 2.5, "unit": "kelvin"}], v2)
 
-    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {}),
-                             registry={"group": group})
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {}), registry={"group": group})
     for reader, expected in (
-        (v2, {"s1": {"sensorId": "s1", "value": 1.5, "unit": "celsius"},  # v1 data read by v2: default applied
-              "s2": {"sensorId": "s2", "value": 2.5, "unit": "kelvin"}}),
-        (v1, {"s1": {"sensorId": "s1", "value": 1.5},
-              "s2": {"sensorId": "s2", "value": 2.5}}),  # v2 data read by v1: the new field is dropped
+        (
+            v2,
+            {
+                "s1": {"sensorId": "s1", "value": 1.5, "unit": "celsius"},  # v1 data read by v2: default applied
+                "s2": {"sensorId": "s2", "value": 2.5, "unit": "kelvin"},
+            },
+        ),
+        (
+            v1,
+            {"s1": {"sensorId": "s1", "value": 1.5}, "s2": {"sensorId": "s2", "value": 2.5}},
+        ),  # v2 data read by v1: the new field is dropped
     ):
         collected = Collected()
         with running_worker(settings, unique("evolve"), [topic], collected, readers={topic: reader}):

@@ -31,8 +31,9 @@ def record_file(tmp_path: Path) -> Path:
     return tmp_path / "handled.txt"
 
 
-def _settings(kafka_broker: LocalKafka, registry_emulator: RegistryEmulator, tmp_path: Path, topic: str,
-              **consumer: Any) -> Settings:
+def _settings(
+    kafka_broker: LocalKafka, registry_emulator: RegistryEmulator, tmp_path: Path, topic: str, **consumer: Any
+) -> Settings:
     return make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}), consumer=consumer)
 
 
@@ -144,8 +145,15 @@ def test_sigterm_finishes_the_record_in_flight_commits_and_leaves_the_group(
     under the session timeout proves the group was left.
     """
     topic = kafka_broker.create_topic("graceful", partitions=2)
-    settings = _settings(kafka_broker, registry_emulator, tmp_path, topic,
-                         session_timeout_ms=10_000, heartbeat_interval_ms=1_000, assignor="range")
+    settings = _settings(
+        kafka_broker,
+        registry_emulator,
+        tmp_path,
+        topic,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        assignor="range",
+    )
     pool = WorkerPool(settings, tmp_path, extra_env={FILE_ENV: str(record_file), DELAY_ENV: "0.25"})
     try:
         a, b = _start(pool, ["a", "b"], unique("graceful"), topic)
@@ -166,24 +174,36 @@ def test_sigterm_finishes_the_record_in_flight_commits_and_leaves_the_group(
         done = wait_for(lambda: _complete(record_file, 40), 30, "40 records handled")
         lines = read_lines(record_file)
         by_a = [line for line in lines if line.pid == a.process.pid]
-        finished = [line for line in by_a if line.what == "done" and line.offset == in_flight.offset
-                    and line.partition == in_flight.partition]
+        finished = [
+            line
+            for line in by_a
+            if line.what == "done" and line.offset == in_flight.offset and line.partition == in_flight.partition
+        ]
         assert finished and finished[0].at > terminated_at, "the record in flight at SIGTERM did not finish"
-        started, ended = ({(line.partition, line.offset) for line in by_a if line.what == what}
-                          for what in ("start", "done"))
+        started, ended = (
+            {(line.partition, line.offset) for line in by_a if line.what == what} for what in ("start", "done")
+        )
         assert started == ended, "a abandoned a handler"
         for partition, offsets in _offsets_by_partition(done).items():
             assert offsets == list(range(len(offsets))), f"partition {partition}: records missing"
 
-        taken = [line for line in lines if line.pid == b.process.pid and line.what == "start"
-                 and line.partition == in_flight.partition and line.at > terminated_at]
+        taken = [
+            line
+            for line in lines
+            if line.pid == b.process.pid
+            and line.what == "start"
+            and line.partition == in_flight.partition
+            and line.at > terminated_at
+        ]
         assert taken, f"b never took over partition {in_flight.partition}"
         assert len(b.partitions()) == 2  # b owns both now
         last_by_a = max(offset for partition, offset in ended if partition == in_flight.partition)
         assert taken[0].offset == last_by_a + 1  # a committed everything it finished, nothing more
         handover_s = taken[0].at - terminated_at
-        print(f"\nSIGTERM handover of partition {in_flight.partition}: {handover_s:.2f} s "
-              f"(session timeout {_session_s(settings):.0f} s)")
+        print(
+            f"\nSIGTERM handover of partition {in_flight.partition}: {handover_s:.2f} s "
+            f"(session timeout {_session_s(settings):.0f} s)"
+        )
         assert handover_s < _session_s(settings), "the handover waited for the session timeout: no LeaveGroup"
     finally:
         pool.stop_all()

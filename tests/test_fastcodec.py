@@ -68,9 +68,11 @@ longs = st.integers(-(2**63), 2**63 - 1)
 texts = st.text(max_size=80)
 inner = st.fixed_dictionaries({"x": ints, "tags": st.lists(texts, max_size=3)})
 aware = st.datetimes(
-    min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.sampled_from(
-        [dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=30)), dt.timezone(dt.timedelta(hours=-8))]
-    )
+    min_value=dt.datetime(1900, 1, 1),
+    max_value=dt.datetime(2200, 1, 1),
+    timezones=st.sampled_from(
+        [dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30)), dt.timezone(dt.timedelta(hours=-8))]
+    ),
 )
 nodes = st.recursive(
     st.fixed_dictionaries({"v": ints, "next": st.none()}),
@@ -171,7 +173,9 @@ def test_same_bytes_as_apache_avro(record: dict[str, Any]) -> None:
 
 
 def test_long_varints_and_lengths_at_every_boundary() -> None:
-    codec = compile_schema({"type": "record", "name": "R", "fields": [{"name": "l", "type": "long"}, {"name": "s", "type": "string"}]})
+    codec = compile_schema(
+        {"type": "record", "name": "R", "fields": [{"name": "l", "type": "long"}, {"name": "s", "type": "string"}]}
+    )
     edges = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, 2**20, 2**35, 2**41, -(2**41), 2**62, 2**63 - 1, -(2**63)]
     for value in edges:
         for length in (0, 63, 64, 4095, 4096, 8192, 70_000):
@@ -185,9 +189,19 @@ def test_long_varints_and_lengths_at_every_boundary() -> None:
 
 
 def test_naive_datetimes_and_epoch_ints_are_written_as_fastavro_writes_them() -> None:
-    codec = compile_schema({"type": "record", "name": "T", "fields": [{"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}}]})
+    codec = compile_schema(
+        {
+            "type": "record",
+            "name": "T",
+            "fields": [{"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}}],
+        }
+    )
     parsed = fastavro.parse_schema(codec.parsed)
-    for value in (dt.datetime(2026, 3, 1, 9, 30, 0, 999_999), 1_767_225_600_123, dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=dt.timezone.utc)):
+    for value in (
+        dt.datetime(2026, 3, 1, 9, 30, 0, 999_999),
+        1_767_225_600_123,
+        dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=dt.UTC),
+    ):
         assert codec.encode({"ts": value}) == fastavro_bytes({"ts": value}, parsed)
 
 
@@ -241,13 +255,17 @@ def test_what_the_encoder_refuses_and_why(record: dict[str, Any], expected: list
     [b"", b"\x02", b"\x04ab\x00\x00", b"\x7f", b"\x01", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"],
 )
 def test_garbage_raises_instead_of_returning_a_record(body: bytes) -> None:
-    codec = compile_schema({"type": "record", "name": "G", "fields": [{"name": "s", "type": "string"}, {"name": "l", "type": "long"}]})
+    codec = compile_schema(
+        {"type": "record", "name": "G", "fields": [{"name": "s", "type": "string"}, {"name": "l", "type": "long"}]}
+    )
     with pytest.raises((ValueError, IndexError, EOFError, UnicodeDecodeError)):
         codec.decode(body)
 
 
 def test_an_absurd_block_count_is_refused_before_looping() -> None:
-    codec = compile_schema({"type": "record", "name": "A", "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}]})
+    codec = compile_schema(
+        {"type": "record", "name": "A", "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}]}
+    )
     huge = bytearray()
     z = (2**40) << 1
     while z > 0x7F:
@@ -266,7 +284,9 @@ def test_names_reach_the_generated_source_only_as_literals() -> None:
 
 
 def test_uuid_round_trip_gives_uuid_objects_as_fastavro_does() -> None:
-    codec = compile_schema({"type": "record", "name": "U", "fields": [{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}]})
+    codec = compile_schema(
+        {"type": "record", "name": "U", "fields": [{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}]}
+    )
     value = uuid.uuid4()
     assert codec.decode(codec.encode({"id": value})) == {"id": value}
     assert codec.decode(codec.encode({"id": str(value)})) == {"id": value}

@@ -20,9 +20,16 @@ from tests.fixtures.broker import LocalKafka, unique
 
 
 def consume_all(broker: LocalKafka, group: str, topic: str, count: int) -> Consumer:
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "session.timeout.ms": 6000 if broker.external else 2000, "heartbeat.interval.ms": 500})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000 if broker.external else 2000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
     consumer.subscribe([topic])
     seen = 0
     deadline = time.monotonic() + 30
@@ -63,10 +70,18 @@ def test_reset_to_an_offset(kafka_broker: LocalKafka, consumed_group: tuple[str,
     assert kafka_broker.committed(group, topic, 2) == {0: 3, 1: 3}
 
 
-def test_reset_is_refused_while_the_group_has_members(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
+def test_reset_is_refused_while_the_group_has_members(
+    kafka_broker: LocalKafka, consumed_group: tuple[str, str]
+) -> None:
     group, topic = consumed_group
-    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap_servers, "group.id": group,
-                         "session.timeout.ms": 6000 if kafka_broker.external else 2000, "heartbeat.interval.ms": 500})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_broker.bootstrap_servers,
+            "group.id": group,
+            "session.timeout.ms": 6000 if kafka_broker.external else 2000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
     consumer.subscribe([topic])
     try:
         deadline = time.monotonic() + 20
@@ -84,9 +99,24 @@ def test_cli_dry_run_changes_nothing(kafka_broker: LocalKafka, consumed_group: t
     group, topic = consumed_group
     env_bootstrap = {"HUBSTREAM_PROFILE": "kafka", "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
     result = subprocess.run(
-        [sys.executable, "-m", "hubstream_cli", "groups", "reset-offsets", "--group", group, "--topic", topic,
-         "--to", "earliest", "--dry-run"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **env_bootstrap, "COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "hubstream_cli",
+            "groups",
+            "reset-offsets",
+            "--group",
+            group,
+            "--topic",
+            topic,
+            "--to",
+            "earliest",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env_bootstrap, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stderr

@@ -8,7 +8,9 @@ from hubstream import kafka_config
 from hubstream.errors import ConfigurationError, ConnectionStringError
 from hubstream.settings import Settings
 
-CONN = "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=abc="
+CONN = (
+    "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=abc="
+)
 
 
 def settings(**values: object) -> Settings:

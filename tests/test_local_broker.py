@@ -8,8 +8,14 @@ def test_broker_round_trips_a_record(kafka_broker: LocalKafka) -> None:
     producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
     producer.produce(topic, b"hello", key=b"k", headers=[("content-type", b"avro/binary+x")])
     assert producer.flush(10) == 0
-    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap_servers, "group.id": unique("g"),
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_broker.bootstrap_servers,
+            "group.id": unique("g"),
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
     consumer.subscribe([topic])
     try:
         message = None

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.asyncio
 
 
 def deliveries(recipient: str, count: int, *, start: int = 0, conversation: str = "c1") -> list[Delivery]:
-    return [delivery(recipient, f"{recipient}-e{i}", offset=i, conversation=conversation)
-            for i in range(start, start + count)]
+    return [
+        delivery(recipient, f"{recipient}-e{i}", offset=i, conversation=conversation)
+        for i in range(start, start + count)
+    ]
 
 
 async def test_messages_come_back_in_order_with_increasing_cursors(new_store: StoreFactory) -> None:

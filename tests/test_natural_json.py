@@ -7,7 +7,7 @@ import io
 import json
 import math
 import uuid
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from schemas.contracts import load_contracts
 from schemas.natural import NaturalJson, from_natural_json, to_natural_json
 from schemas.paths import format_path
 
-UTC = timezone.utc
+UTC = UTC
 CONTRACTS = load_contracts(Path(schemas.__file__).parent / "avro")
 CHAT = CONTRACTS["hubstream.chat.ChatResponse"]
 MINUTES = CONTRACTS["hubstream.meetings.MinutesFinalized"]
@@ -93,21 +93,46 @@ ACCEPTED = [
     ("ts-ms-lowercase", TS_MS, "2024-05-01t12:00:00z", NOON, "2024-05-01T12:00:00.000Z"),
     ("ts-ms-space", TS_MS, "2024-05-01 12:00:00Z", NOON, "2024-05-01T12:00:00.000Z"),
     ("ts-ms-millis", TS_MS, "2024-05-01T12:00:00.250Z", NOON.replace(microsecond=250000), "2024-05-01T12:00:00.250Z"),
-    ("ts-ms-truncates", TS_MS, "2024-05-01T12:00:00.123987Z", NOON.replace(microsecond=123000),
-     "2024-05-01T12:00:00.123Z"),
-    ("ts-ms-nanos", TS_MS, "2024-05-01T12:00:00.123456789Z", NOON.replace(microsecond=123000),
-     "2024-05-01T12:00:00.123Z"),
+    (
+        "ts-ms-truncates",
+        TS_MS,
+        "2024-05-01T12:00:00.123987Z",
+        NOON.replace(microsecond=123000),
+        "2024-05-01T12:00:00.123Z",
+    ),
+    (
+        "ts-ms-nanos",
+        TS_MS,
+        "2024-05-01T12:00:00.123456789Z",
+        NOON.replace(microsecond=123000),
+        "2024-05-01T12:00:00.123Z",
+    ),
     ("ts-ms-epoch", TS_MS, 1714564800000, NOON, "2024-05-01T12:00:00.000Z"),
-    ("ts-ms-before-epoch", TS_MS, -1, datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
-     "1969-12-31T23:59:59.999Z"),
+    (
+        "ts-ms-before-epoch",
+        TS_MS,
+        -1,
+        datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+        "1969-12-31T23:59:59.999Z",
+    ),
     ("ts-us", TS_US, "2024-05-01T12:00:00.123456Z", NOON.replace(microsecond=123456), "2024-05-01T12:00:00.123456Z"),
     ("ts-us-epoch", TS_US, 1714564800000001, NOON.replace(microsecond=1), "2024-05-01T12:00:00.000001Z"),
     ("local-ms", LOCAL_MS, "2024-05-01T12:00:00", datetime(2024, 5, 1, 12), "2024-05-01T12:00:00.000"),
-    ("local-ms-offset-to-utc", LOCAL_MS, "2024-05-01T14:00:00+02:00", datetime(2024, 5, 1, 12),
-     "2024-05-01T12:00:00.000"),
+    (
+        "local-ms-offset-to-utc",
+        LOCAL_MS,
+        "2024-05-01T14:00:00+02:00",
+        datetime(2024, 5, 1, 12),
+        "2024-05-01T12:00:00.000",
+    ),
     ("local-ms-epoch", LOCAL_MS, 1714564800000, datetime(2024, 5, 1, 12), "2024-05-01T12:00:00.000"),
-    ("local-us", LOCAL_US, "2024-05-01T12:00:00.000007", datetime(2024, 5, 1, 12, 0, 0, 7),
-     "2024-05-01T12:00:00.000007"),
+    (
+        "local-us",
+        LOCAL_US,
+        "2024-05-01T12:00:00.000007",
+        datetime(2024, 5, 1, 12, 0, 0, 7),
+        "2024-05-01T12:00:00.000007",
+    ),
     ("date", DATE, "2024-05-01", date(2024, 5, 1), "2024-05-01"),
     ("date-days", DATE, 0, date(1970, 1, 1), "1970-01-01"),
     ("date-days-negative", DATE, -1, date(1969, 12, 31), "1969-12-31"),
@@ -131,8 +156,9 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize(("field_type", "natural", "datum", "back"), [c[1:] for c in ACCEPTED],
-                         ids=[c[0] for c in ACCEPTED])
+@pytest.mark.parametrize(
+    ("field_type", "natural", "datum", "back"), [c[1:] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED]
+)
 def test_accepts_and_round_trips(field_type: Any, natural: Any, datum: Any, back: Any) -> None:
     schema = one_field(field_type)
     converted = from_natural_json({"v": natural}, schema)
@@ -162,8 +188,7 @@ REJECTED = [
     ("int-gets-null", "int", None, "expected an integer (Avro int), got null"),
     ("int-too-big", "int", 2**31, "integer out of range for Avro int (-2147483648 to 2147483647)"),
     ("int-too-small", "int", -(2**31) - 1, "integer out of range for Avro int (-2147483648 to 2147483647)"),
-    ("long-too-big", "long", 2**63,
-     "integer out of range for Avro long (-9223372036854775808 to 9223372036854775807)"),
+    ("long-too-big", "long", 2**63, "integer out of range for Avro long (-9223372036854775808 to 9223372036854775807)"),
     ("long-gets-array", "long", [1], "expected an integer (Avro long), got array"),
     ("float-gets-string", "float", "1.5", "expected a number (Avro float), got string"),
     ("float-gets-bool", "double", False, "expected a number (Avro double), got boolean"),
@@ -173,7 +198,12 @@ REJECTED = [
     ("string-gets-object", "string", {"a": 1}, "expected a string (Avro string), got object"),
     ("string-lone-surrogate", "string", "a\ud800", "string is not valid Unicode text (it holds a lone surrogate)"),
     ("bytes-gets-int", "bytes", 5, "expected a base64 string (Avro bytes), got integer"),
-    ("bytes-not-base64", "bytes", "not base64!", "expected a base64 string (Avro bytes), got a string that is not base64"),
+    (
+        "bytes-not-base64",
+        "bytes",
+        "not base64!",
+        "expected a base64 string (Avro bytes), got a string that is not base64",
+    ),
     ("bytes-bad-length", "bytes", "aGkxx", "expected a base64 string (Avro bytes), got a string that is not base64"),
     ("fixed-wrong-size", FIXED2, "aGk6", "expected 2 bytes (Avro fixed test.Two), got 3"),
     ("enum-unknown-symbol", ENUM, "BLUE", "expected one of 'RED', 'GREEN' (Avro enum test.Color), got 'BLUE'"),
@@ -181,17 +211,38 @@ REJECTED = [
     ("array-gets-object", {"type": "array", "items": "int"}, {"0": 1}, "expected an array, got object"),
     ("map-gets-array", {"type": "map", "values": "int"}, [1], "expected an object (Avro map), got array"),
     ("ts-garbage", TS_MS, "yesterday", "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got 'yesterday'"),
-    ("ts-date-only", TS_MS, "2024-05-01", "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got '2024-05-01'"),
-    ("ts-bad-month", TS_MS, "2024-13-01T00:00:00Z",
-     "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got '2024-13-01T00:00:00Z'"),
-    ("ts-float", TS_MS, 1.5,
-     "expected an ISO-8601 date-time string or epoch milliseconds (Avro timestamp-millis), got number"),
-    ("ts-bool", TS_US, True,
-     "expected an ISO-8601 date-time string or epoch microseconds (Avro timestamp-micros), got boolean"),
+    (
+        "ts-date-only",
+        TS_MS,
+        "2024-05-01",
+        "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got '2024-05-01'",
+    ),
+    (
+        "ts-bad-month",
+        TS_MS,
+        "2024-13-01T00:00:00Z",
+        "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got '2024-13-01T00:00:00Z'",
+    ),
+    (
+        "ts-float",
+        TS_MS,
+        1.5,
+        "expected an ISO-8601 date-time string or epoch milliseconds (Avro timestamp-millis), got number",
+    ),
+    (
+        "ts-bool",
+        TS_US,
+        True,
+        "expected an ISO-8601 date-time string or epoch microseconds (Avro timestamp-micros), got boolean",
+    ),
     ("ts-epoch-out-of-range", TS_MS, 2**62, "epoch milliseconds out of range (years 1 to 9999)"),
     ("ts-before-year-1", TS_MS, "0001-01-01T00:00:00+01:00", "date-time out of range (years 1 to 9999 in UTC)"),
-    ("ts-long-string-shortened", TS_MS, "x" * 50,
-     "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'"),
+    (
+        "ts-long-string-shortened",
+        TS_MS,
+        "x" * 50,
+        "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'",
+    ),
     ("date-invalid-day", DATE, "2024-02-30", "expected a date like '2024-05-01', got '2024-02-30'"),
     ("date-basic-format", DATE, "20240501", "expected a date like '2024-05-01', got '20240501'"),
     ("date-with-time", DATE, "2024-05-01T00:00:00Z", "expected a date like '2024-05-01', got '2024-05-01T00:00:00Z'"),
@@ -201,32 +252,68 @@ REJECTED = [
     ("time-offset", TIME_MS, "13:45:00Z", "expected a time of day like '13:45:00.000' (no offset), got '13:45:00Z'"),
     ("time-negative", TIME_MS, -1, "milliseconds since midnight out of range (0 to 86399999)"),
     ("time-a-day", TIME_US, 86_400_000_000, "microseconds since midnight out of range (0 to 86399999999)"),
-    ("time-null", TIME_MS, None,
-     "expected a time of day 'HH:MM:SS.sss' or milliseconds since midnight (Avro time-millis), got null"),
-    ("uuid-garbage", UUID, "not-a-uuid",
-     "expected a UUID like '123e4567-e89b-12d3-a456-426614174000', got 'not-a-uuid'"),
-    ("uuid-braces", UUID, "{" + AN_ID + "}",
-     "expected a UUID like '123e4567-e89b-12d3-a456-426614174000', got '{123e4567-e89b-12d3-a456-426614174000}'"),
+    (
+        "time-null",
+        TIME_MS,
+        None,
+        "expected a time of day 'HH:MM:SS.sss' or milliseconds since midnight (Avro time-millis), got null",
+    ),
+    (
+        "uuid-garbage",
+        UUID,
+        "not-a-uuid",
+        "expected a UUID like '123e4567-e89b-12d3-a456-426614174000', got 'not-a-uuid'",
+    ),
+    (
+        "uuid-braces",
+        UUID,
+        "{" + AN_ID + "}",
+        "expected a UUID like '123e4567-e89b-12d3-a456-426614174000', got '{123e4567-e89b-12d3-a456-426614174000}'",
+    ),
     ("uuid-int", UUID, 5, "expected a UUID like '123e4567-e89b-12d3-a456-426614174000', got integer"),
     ("decimal-scale", DEC, "1.234", "'1.234' has more than 2 decimal places (Avro decimal(10,2))"),
-    ("decimal-scale-rounds-up", DEC, "99999999.999", "'99999999.999' has more than 2 decimal places (Avro decimal(10,2))"),
+    (
+        "decimal-scale-rounds-up",
+        DEC,
+        "99999999.999",
+        "'99999999.999' has more than 2 decimal places (Avro decimal(10,2))",
+    ),
     ("decimal-float-scale", DEC, 0.125, "0.125 has more than 2 decimal places (Avro decimal(10,2))"),
-    ("decimal-too-many-digits", DEC, "123456789",
-     "'123456789' has too many digits for Avro decimal(10,2) (at most 8 before the point)"),
-    ("decimal-int-too-many-digits", DEC, 10**8,
-     "100000000 has too many digits for Avro decimal(10,2) (at most 8 before the point)"),
-    ("decimal-garbage", DEC, "12,34",
-     "expected a decimal number as a string or number (Avro decimal(10,2)), got string '12,34'"),
-    ("decimal-nan", DEC, "NaN",
-     "expected a decimal number as a string or number (Avro decimal(10,2)), got string 'NaN'"),
+    (
+        "decimal-too-many-digits",
+        DEC,
+        "123456789",
+        "'123456789' has too many digits for Avro decimal(10,2) (at most 8 before the point)",
+    ),
+    (
+        "decimal-int-too-many-digits",
+        DEC,
+        10**8,
+        "100000000 has too many digits for Avro decimal(10,2) (at most 8 before the point)",
+    ),
+    (
+        "decimal-garbage",
+        DEC,
+        "12,34",
+        "expected a decimal number as a string or number (Avro decimal(10,2)), got string '12,34'",
+    ),
+    (
+        "decimal-nan",
+        DEC,
+        "NaN",
+        "expected a decimal number as a string or number (Avro decimal(10,2)), got string 'NaN'",
+    ),
     ("decimal-bool", DEC, True, "expected a decimal number as a string or number (Avro decimal(10,2)), got boolean"),
-    ("decimal-fixed-digits", FIXED_DEC, -(10**8),
-     "-100000000 has too many digits for Avro decimal(10,2) (at most 8 before the point)"),
+    (
+        "decimal-fixed-digits",
+        FIXED_DEC,
+        -(10**8),
+        "-100000000 has too many digits for Avro decimal(10,2) (at most 8 before the point)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("field_type", "natural", "problem"), [c[1:] for c in REJECTED],
-                         ids=[c[0] for c in REJECTED])
+@pytest.mark.parametrize(("field_type", "natural", "problem"), [c[1:] for c in REJECTED], ids=[c[0] for c in REJECTED])
 def test_rejects_with_path_and_problem(field_type: Any, natural: Any, problem: str) -> None:
     assert problems_of({"v": natural}, one_field(field_type)) == [("v", problem)]
 
@@ -295,38 +382,79 @@ def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 RECORD_CASES = [
     ("root-not-an-object", ["o-1"], [("$", "expected an object (record shop.Order), got array")]),
-    ("missing-required", with_changes(GOOD_ORDER, id=..., createdAt=...),
-     [("id", "required field missing"), ("createdAt", "required field missing")]),
+    (
+        "missing-required",
+        with_changes(GOOD_ORDER, id=..., createdAt=...),
+        [("id", "required field missing"), ("createdAt", "required field missing")],
+    ),
     ("unknown-field", with_changes(GOOD_ORDER, extra=1), [("extra", "unknown field")]),
-    ("typo-suggests", with_changes(GOOD_ORDER, createdAt=..., createAt="2024-05-01T12:00:00Z"),
-     [("createdAt", "required field missing"), ("createAt", "unknown field; did you mean 'createdAt'?")]),
+    (
+        "typo-suggests",
+        with_changes(GOOD_ORDER, createdAt=..., createAt="2024-05-01T12:00:00Z"),
+        [("createdAt", "required field missing"), ("createAt", "unknown field; did you mean 'createdAt'?")],
+    ),
     ("odd-unknown-key", with_changes(GOOD_ORDER, **{"x-y": 1}), [('["x-y"]', "unknown field")]),
-    ("nested-record-not-object", with_changes(GOOD_ORDER, customer="Ada"),
-     [("customer", "expected an object (record shop.Customer), got string")]),
-    ("nested-missing", with_changes(GOOD_ORDER, customer={"name": "Ada", "address": {}}),
-     [("customer.address.city", "required field missing")]),
-    ("array-item-paths", with_changes(GOOD_ORDER, lines=[{"sku": "a", "qty": 1}, {"sku": 2, "qty": "3"}, {"sku": "c"}]),
-     [("lines[1].sku", "expected a string (Avro string), got integer"),
-      ("lines[1].qty", "expected an integer (Avro int), got string"),
-      ("lines[2].qty", "required field missing")]),
-    ("map-value-paths", with_changes(GOOD_ORDER, tags={"lang": 1, "x.y": None}),
-     [("tags.lang", "expected a string (Avro string), got integer"),
-      ('tags["x.y"]', "expected a string (Avro string), got null")]),
-    ("enum", with_changes(GOOD_ORDER, status="SHIPPED"),
-     [("status", "expected one of 'NEW', 'PAID' (Avro enum shop.Status), got 'SHIPPED'")]),
-    ("named-type-reused-in-union", with_changes(GOOD_ORDER, shipTo={"city": 5}),
-     [("shipTo.city", "expected a string (Avro string), got integer")]),
-    ("explicit-null-is-not-missing", with_changes(GOOD_ORDER, tags=None),
-     [("tags", "expected an object (Avro map), got null")]),
-    ("every-problem-at-once",
-     {"id": 1, "customer": {"address": {"city": "Oslo", "zipp": "x"}}, "lines": [{"sku": "a", "qty": 2**40}],
-      "createdAt": "soon", "status": "NEW", "note": "hi"},
-     [("id", "expected a string (Avro string), got integer"),
-      ("customer.name", "required field missing"),
-      ("customer.address.zipp", "unknown field; did you mean 'zip'?"),
-      ("lines[0].qty", "integer out of range for Avro int (-2147483648 to 2147483647)"),
-      ("createdAt", "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got 'soon'"),
-      ("note", "unknown field")]),
+    (
+        "nested-record-not-object",
+        with_changes(GOOD_ORDER, customer="Ada"),
+        [("customer", "expected an object (record shop.Customer), got string")],
+    ),
+    (
+        "nested-missing",
+        with_changes(GOOD_ORDER, customer={"name": "Ada", "address": {}}),
+        [("customer.address.city", "required field missing")],
+    ),
+    (
+        "array-item-paths",
+        with_changes(GOOD_ORDER, lines=[{"sku": "a", "qty": 1}, {"sku": 2, "qty": "3"}, {"sku": "c"}]),
+        [
+            ("lines[1].sku", "expected a string (Avro string), got integer"),
+            ("lines[1].qty", "expected an integer (Avro int), got string"),
+            ("lines[2].qty", "required field missing"),
+        ],
+    ),
+    (
+        "map-value-paths",
+        with_changes(GOOD_ORDER, tags={"lang": 1, "x.y": None}),
+        [
+            ("tags.lang", "expected a string (Avro string), got integer"),
+            ('tags["x.y"]', "expected a string (Avro string), got null"),
+        ],
+    ),
+    (
+        "enum",
+        with_changes(GOOD_ORDER, status="SHIPPED"),
+        [("status", "expected one of 'NEW', 'PAID' (Avro enum shop.Status), got 'SHIPPED'")],
+    ),
+    (
+        "named-type-reused-in-union",
+        with_changes(GOOD_ORDER, shipTo={"city": 5}),
+        [("shipTo.city", "expected a string (Avro string), got integer")],
+    ),
+    (
+        "explicit-null-is-not-missing",
+        with_changes(GOOD_ORDER, tags=None),
+        [("tags", "expected an object (Avro map), got null")],
+    ),
+    (
+        "every-problem-at-once",
+        {
+            "id": 1,
+            "customer": {"address": {"city": "Oslo", "zipp": "x"}},
+            "lines": [{"sku": "a", "qty": 2**40}],
+            "createdAt": "soon",
+            "status": "NEW",
+            "note": "hi",
+        },
+        [
+            ("id", "expected a string (Avro string), got integer"),
+            ("customer.name", "required field missing"),
+            ("customer.address.zipp", "unknown field; did you mean 'zip'?"),
+            ("lines[0].qty", "integer out of range for Avro int (-2147483648 to 2147483647)"),
+            ("createdAt", "expected an ISO-8601 date-time like '2024-05-01T12:00:00Z', got 'soon'"),
+            ("note", "unknown field"),
+        ],
+    ),
 ]
 
 
@@ -367,9 +495,18 @@ DEFAULTS = [
     ("union-null", {"type": ["null", "string"], "default": None}, None),
     ("union-first-branch", {"type": ["string", "null"], "default": "x"}, "x"),
     ("union-ambiguous-branch", {"type": ["int", "long"], "default": 5}, ("int", 5)),
-    ("record", {"type": {"type": "record", "name": "P", "fields": [{"name": "a", "type": "int"},
-                                                                    {"name": "b", "type": "string", "default": "z"}]},
-                "default": {"a": 1}}, {"a": 1, "b": "z"}),
+    (
+        "record",
+        {
+            "type": {
+                "type": "record",
+                "name": "P",
+                "fields": [{"name": "a", "type": "int"}, {"name": "b", "type": "string", "default": "z"}],
+            },
+            "default": {"a": 1},
+        },
+        {"a": 1, "b": "z"},
+    ),
     ("array", {"type": {"type": "array", "items": "long"}, "default": [1, 2]}, [1, 2]),
     ("map", {"type": {"type": "map", "values": "double"}, "default": {"a": 1}}, {"a": 1.0}),
     ("enum", {"type": ENUM, "default": "RED"}, "RED"),
@@ -401,7 +538,11 @@ def test_invalid_schemas_are_contract_errors(schema: dict[str, Any]) -> None:
 
 
 R1 = {"type": "record", "name": "R1", "fields": [{"name": "a", "type": "int"}]}
-R2 = {"type": "record", "name": "R2", "fields": [{"name": "a", "type": "int"}, {"name": "b", "type": "int", "default": 0}]}
+R2 = {
+    "type": "record",
+    "name": "R2",
+    "fields": [{"name": "a", "type": "int"}, {"name": "b", "type": "int", "default": 0}],
+}
 R3 = {"type": "record", "name": "R3", "fields": [{"name": "b", "type": "string"}]}
 E = {"type": "enum", "name": "E", "symbols": ["A", "B"]}
 INNER = {"type": "record", "name": "Inner", "fields": [{"name": "u", "type": ["string", E]}]}
@@ -425,8 +566,7 @@ UNIONS = [
     ("int-double-integer", ["int", "double"], 1, ("int", 1), []),
     ("int-double-fraction", ["int", "double"], 1.5, ("double", 1.5), []),
     ("string-or-number", ["null", "string", "double"], 2, 2.0, []),
-    ("string-bytes-ambiguous", ["string", "bytes"], "aGk=", None,
-     [("v", AMBIGUOUS.format("string, bytes", "string"))]),
+    ("string-bytes-ambiguous", ["string", "bytes"], "aGk=", None, [("v", AMBIGUOUS.format("string, bytes", "string"))]),
     ("string-bytes-wrapped", ["string", "bytes"], {"bytes": "aGk="}, b"hi", []),
     ("string-enum-only-string-fits", ["string", E], "zzz", ("string", "zzz"), []),
     ("string-enum-ambiguous", ["string", E], "A", None, [("v", AMBIGUOUS.format("string, test.E", "string"))]),
@@ -435,26 +575,56 @@ UNIONS = [
     ("records-one-fits", ["null", R1, R3], {"b": "x"}, ("test.R3", {"b": "x"}), []),
     ("records-ambiguous", ["null", R1, R2], {"a": 1}, None, [("v", AMBIGUOUS.format("test.R1, test.R2", "test.R1"))]),
     ("records-wrapped", ["null", R1, R2], {"test.R2": {"a": 1}}, ("test.R2", {"a": 1, "b": 0}), []),
-    ("records-none-fits", ["null", R1, R3], {"c": 1}, None, [("v", "expected one of null, test.R1, test.R3; got object")]),
-    ("record-nested-paths", ["null", R1], {"a": "1", "z": 0}, None,
-     [("v.a", "expected an integer (Avro int), got string"), ("v.z", "unknown field")]),
-    ("wrapper-problem-reported", ["null", "string", "int"], {"string": 5}, None,
-     [("v.string", "expected a string (Avro string), got integer")]),
+    (
+        "records-none-fits",
+        ["null", R1, R3],
+        {"c": 1},
+        None,
+        [("v", "expected one of null, test.R1, test.R3; got object")],
+    ),
+    (
+        "record-nested-paths",
+        ["null", R1],
+        {"a": "1", "z": 0},
+        None,
+        [("v.a", "expected an integer (Avro int), got string"), ("v.z", "unknown field")],
+    ),
+    (
+        "wrapper-problem-reported",
+        ["null", "string", "int"],
+        {"string": 5},
+        None,
+        [("v.string", "expected a string (Avro string), got integer")],
+    ),
     ("wrapper-key-that-is-a-map-key", ["null", {"type": "map", "values": "int"}], {"map": 3}, {"map": 3}, []),
-    ("array-item-paths", ["null", "string", {"type": "array", "items": "int"}], [1, "x"], None,
-     [("v[1]", "expected an integer (Avro int), got string")]),
+    (
+        "array-item-paths",
+        ["null", "string", {"type": "array", "items": "int"}],
+        [1, "x"],
+        None,
+        [("v[1]", "expected an integer (Avro int), got string")],
+    ),
     ("timestamp-optional", ["null", TS_MS], "2024-05-01T12:00:00Z", NOON, []),
-    ("timestamp-or-string", ["null", "string", TS_MS], "2024-05-01T12:00:00Z", None,
-     [("v", AMBIGUOUS.format("string, long (timestamp-millis)", "string"))]),
+    (
+        "timestamp-or-string",
+        ["null", "string", TS_MS],
+        "2024-05-01T12:00:00Z",
+        None,
+        [("v", AMBIGUOUS.format("string, long (timestamp-millis)", "string"))],
+    ),
     ("timestamp-or-string-wrapped", ["null", "string", TS_MS], {"long": "2024-05-01T12:00:00Z"}, NOON, []),
-    ("nested-tuple-makes-outer-tuple", ["null", INNER], {"u": {"test.E": "B"}}, ("test.Inner", {"u": ("test.E", "B")}),
-     []),
+    (
+        "nested-tuple-makes-outer-tuple",
+        ["null", INNER],
+        {"u": {"test.E": "B"}},
+        ("test.Inner", {"u": ("test.E", "B")}),
+        [],
+    ),
     ("nested-tuple-of-string", ["null", INNER], {"u": "free text"}, ("test.Inner", {"u": ("string", "free text")}), []),
 ]
 
 
-@pytest.mark.parametrize(("union", "natural", "datum", "problems"), [c[1:] for c in UNIONS],
-                         ids=[c[0] for c in UNIONS])
+@pytest.mark.parametrize(("union", "natural", "datum", "problems"), [c[1:] for c in UNIONS], ids=[c[0] for c in UNIONS])
 def test_unions(union: list[Any], natural: Any, datum: Any, problems: list[tuple[str, str]]) -> None:
     schema = one_field(union)
     if problems:
@@ -485,7 +655,12 @@ UNION_OUTPUT = [
     ("string-unlike-symbols", ["string", E], "free", "free"),
     ("record-by-field-names", ["null", R1, R3], {"b": "x"}, {"b": "x"}),
     ("record-ambiguous-shape", ["null", R1, R2], ("test.R2", {"a": 1, "b": 0}), {"a": 1, "b": 0}),
-    ("record-ambiguous-needs-wrapper", ["null", R2, {**R1, "name": "R4"}], ("test.R4", {"a": 1}), {"test.R4": {"a": 1}}),
+    (
+        "record-ambiguous-needs-wrapper",
+        ["null", R2, {**R1, "name": "R4"}],
+        ("test.R4", {"a": 1}),
+        {"test.R4": {"a": 1}},
+    ),
     ("bytes", ["null", "bytes"], b"hi", "aGk="),
     ("map-that-looks-like-a-wrapper", ["null", {"type": "map", "values": "int"}], {"map": 3}, {"map": {"map": 3}}),
     ("record-that-looks-like-a-wrapper", ["null", NULL_FIELD], {"null": 1}, {"test.S": {"null": 1}}),
@@ -493,8 +668,7 @@ UNION_OUTPUT = [
 ]
 
 
-@pytest.mark.parametrize(("union", "datum", "natural"), [c[1:] for c in UNION_OUTPUT],
-                         ids=[c[0] for c in UNION_OUTPUT])
+@pytest.mark.parametrize(("union", "datum", "natural"), [c[1:] for c in UNION_OUTPUT], ids=[c[0] for c in UNION_OUTPUT])
 def test_union_output_is_natural_unless_ambiguous(union: list[Any], datum: Any, natural: Any) -> None:
     schema = one_field(union)
     assert to_natural_json({"v": datum}, schema) == {"v": natural}
@@ -515,7 +689,9 @@ def test_recursive_record() -> None:
     datum = from_natural_json(natural, LINKED)
     assert datum == {"value": 1, "next": {"value": 2, "next": {"value": 3, "next": None}}}
     assert to_natural_json(write_read(LINKED, datum), LINKED) == {
-        "value": 1, "next": {"value": 2, "next": {"value": 3, "next": None}}}
+        "value": 1,
+        "next": {"value": 2, "next": {"value": 3, "next": None}},
+    }
     bad = {"value": 1, "next": {"value": 2, "next": {"value": "3", "nxt": None}}}
     assert problems_of(bad, LINKED) == [
         ("next.next.value", "expected an integer (Avro int), got string"),
@@ -532,7 +708,9 @@ def test_too_deep_input_is_a_validation_error() -> None:
 
 def test_non_record_top_level_schema() -> None:
     assert from_natural_json([1, 2], {"type": "array", "items": "int"}) == [1, 2]
-    assert problems_of(["x"], {"type": "array", "items": "int"}) == [("[0]", "expected an integer (Avro int), got string")]
+    assert problems_of(["x"], {"type": "array", "items": "int"}) == [
+        ("[0]", "expected an integer (Avro int), got string")
+    ]
 
 
 def test_error_names_the_schema() -> None:
@@ -570,13 +748,24 @@ def test_to_json_accepts_underlying_values() -> None:
     }
     datum = {"ts": 1714564800000, "d": 1, "t": 1000, "n": Decimal("1E-20")}
     assert to_natural_json(datum, schema) == {
-        "ts": "2024-05-01T12:00:00.000Z", "d": "1970-01-02", "t": "00:00:01.000", "n": "0.00000000000000000001"}
+        "ts": "2024-05-01T12:00:00.000Z",
+        "d": "1970-01-02",
+        "t": "00:00:01.000",
+        "n": "0.00000000000000000001",
+    }
 
 
 @pytest.mark.parametrize(
     "path, text",
-    [([], "$"), (["a"], "a"), (["a", "b"], "a.b"), (["a", 2, "b"], "a[2].b"), (["m", "x-y"], 'm["x-y"]'),
-     ([0], "[0]"), (["a b"], '["a b"]')],
+    [
+        ([], "$"),
+        (["a"], "a"),
+        (["a", "b"], "a.b"),
+        (["a", 2, "b"], "a[2].b"),
+        (["m", "x-y"], 'm["x-y"]'),
+        ([0], "[0]"),
+        (["a b"], '["a b"]'),
+    ],
 )
 def test_path_notation(path: list[str | int], text: str) -> None:
     assert format_path(path) == text
@@ -603,8 +792,14 @@ MINUTES_EVENT = {
     "minutesId": "min-1",
     "sections": [
         {"sectionId": "s-1", "type": "DISCUSSION", "title": "Roadmap", "content": "...", "order": 0, "verified": True},
-        {"sectionId": "s-2", "type": "ACTION_ITEM", "title": "Ship", "content": "Ada ships", "order": 1,
-         "verified": False},
+        {
+            "sectionId": "s-2",
+            "type": "ACTION_ITEM",
+            "title": "Ship",
+            "content": "Ada ships",
+            "order": 1,
+            "verified": False,
+        },
     ],
     "participants": ["user-1", "user-2"],
 }
@@ -623,23 +818,32 @@ def test_contracts_round_trip(contract: Any, natural: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "contract, natural, back",
     [
-        (CHAT, {**CHAT_EVENT, "final": ..., "metadata": ..., "createdAt": 1714564800000},
-         {**CHAT_EVENT, "final": False, "metadata": {}, "createdAt": "2024-05-01T12:00:00.000Z"}),
+        (
+            CHAT,
+            {**CHAT_EVENT, "final": ..., "metadata": ..., "createdAt": 1714564800000},
+            {**CHAT_EVENT, "final": False, "metadata": {}, "createdAt": "2024-05-01T12:00:00.000Z"},
+        ),
         (MINUTES, {**MINUTES_EVENT, "eventType": ..., "sections": ...}, {**MINUTES_EVENT, "sections": []}),
-        (MINUTES, {**MINUTES_EVENT, "sections": [SECTION]},
-         {**MINUTES_EVENT, "sections": [{**SECTION, "verified": False}]}),
+        (
+            MINUTES,
+            {**MINUTES_EVENT, "sections": [SECTION]},
+            {**MINUTES_EVENT, "sections": [{**SECTION, "verified": False}]},
+        ),
     ],
     ids=["chat-defaults-and-epoch", "minutes-defaults", "section-default"],
 )
 def test_contracts_fill_defaults(contract: Any, natural: dict[str, Any], back: dict[str, Any]) -> None:
     natural = {k: v for k, v in natural.items() if v is not ...}
-    assert to_natural_json(write_read(contract.schema, from_natural_json(natural, contract.schema)),
-                           contract.schema) == back
+    assert (
+        to_natural_json(write_read(contract.schema, from_natural_json(natural, contract.schema)), contract.schema)
+        == back
+    )
 
 
 def test_minutes_problem_paths() -> None:
     sections = copy.deepcopy(MINUTES_EVENT["sections"]) + [
-        {"sectionId": "s-3", "type": "DECISION", "title": "t", "content": "c", "order": "2", "verifed": True}]
+        {"sectionId": "s-3", "type": "DECISION", "title": "t", "content": "c", "order": "2", "verifed": True}
+    ]
     natural = {**MINUTES_EVENT, "sections": sections, "title": None}
     assert problems_of(natural, MINUTES.schema) == [
         ("title", "expected a string (Avro string), got null"),

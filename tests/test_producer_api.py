@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hubstream.ports import free_port
 from devstack.provisioning import provision
-from hubstream.settings import Settings
+from hubstream.ports import free_port
 from tests.fixtures.broker import LocalKafka
 from tests.fixtures.services import CHAT, MINUTES, make_settings, producer_api, write_catalog
 from tests.test_end_to_end import chat_event
@@ -84,7 +83,9 @@ def test_body_over_1_mb_is_413(api: Any) -> None:
 
 
 def test_body_that_is_not_json_is_400(api: Any) -> None:
-    response = api.post(f"/v1/topics/{api.chat_topic}/events", content=b"{not json", headers={"content-type": "application/json"})
+    response = api.post(
+        f"/v1/topics/{api.chat_topic}/events", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]["message"]
 

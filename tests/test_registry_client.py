@@ -219,7 +219,10 @@ def test_each_id_is_fetched_once_from_many_threads(live: SchemaRegistry) -> None
 def test_from_settings_talks_to_the_emulator(registry_emulator: RegistryEmulator, registry_group: str) -> None:
     settings = Settings(
         registry=RegistrySettings(
-            namespace=registry_emulator.namespace, ca_file=registry_emulator.ca_file, group=registry_group, id_cache_size=16
+            namespace=registry_emulator.namespace,
+            ca_file=registry_emulator.ca_file,
+            group=registry_group,
+            id_cache_size=16,
         )
     )
     with SchemaRegistry.from_settings(settings) as registry:
@@ -234,13 +237,17 @@ def test_from_settings_needs_a_namespace() -> None:
     with pytest.raises(ConfigurationError, match="without a scheme"):
         SchemaRegistry.from_settings(Settings(registry=RegistrySettings(namespace="https://localhost:1")))
     with pytest.raises(ConfigurationError, match="does not exist"):
-        SchemaRegistry.from_settings(Settings(registry=RegistrySettings(namespace="localhost:1", ca_file=Path("/nope.pem"))))
+        SchemaRegistry.from_settings(
+            Settings(registry=RegistrySettings(namespace="localhost:1", ca_file=Path("/nope.pem")))
+        )
 
 
 def test_from_settings_takes_the_event_hubs_namespace_from_the_connection_string() -> None:
     settings = Settings(
         profile="eventhubs",
-        eventhubs={"connection_string": "Endpoint=sb://ns1.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s"},
+        eventhubs={
+            "connection_string": "Endpoint=sb://ns1.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s"
+        },
         registry=RegistrySettings(credential="static"),
     )
     with SchemaRegistry.from_settings(settings) as registry:
@@ -256,13 +263,18 @@ def test_an_unreachable_registry_raises_registry_error_naming_the_settings(tmp_p
 def test_a_refused_token_raises_registry_error_naming_the_token_setting(tmp_path: Path) -> None:
     with running_emulator(tmp_path, extra_args=["--auth-token", "right-token"]) as emulator:
         client = emulator.client(token="wrong-token", retry_total=0)
-        with SchemaRegistry(client, emulator.group) as registry, pytest.raises(RegistryError, match="HUBSTREAM_REGISTRY__TOKEN"):
+        with (
+            SchemaRegistry(client, emulator.group) as registry,
+            pytest.raises(RegistryError, match="HUBSTREAM_REGISTRY__TOKEN"),
+        ):
             registry.register(CHAT)
 
 
 def test_a_refused_registration_says_why(live: SchemaRegistry, registry_emulator: RegistryEmulator) -> None:
     live.register(CHAT)
-    incompatible = Contract.from_text(CHAT.text.replace('"name":"sequence","type":"long"', '"name":"sequence","type":"string"'))
+    incompatible = Contract.from_text(
+        CHAT.text.replace('"name":"sequence","type":"long"', '"name":"sequence","type":"string"')
+    )
     with pytest.raises(RegistryError, match="compatibility"):
         live.register(incompatible)
 

@@ -29,7 +29,11 @@ class Cli:
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "hubstream_cli", "schemas", *args],
-            cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=60,
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def json(self, *args: str, expect: int = 0) -> Any:
@@ -51,16 +55,18 @@ def _cli(emulator: RegistryEmulator, group: str, tmp_path: Path) -> Cli:
     for source in sorted((PACKAGE_SCHEMAS_DIR / "avro").glob("*.avsc")):
         shutil.copy(source, contracts / source.name)
     env = {key: value for key, value in os.environ.items() if not key.startswith("HUBSTREAM_")}
-    env.update({
-        "HUBSTREAM_PROFILE": "local",
-        "HUBSTREAM_STATE_DIR": str(tmp_path / "state"),
-        "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
-        "HUBSTREAM_REGISTRY__NAMESPACE": emulator.namespace,
-        "HUBSTREAM_REGISTRY__CA_FILE": str(emulator.ca_file),
-        "HUBSTREAM_REGISTRY__GROUP": group,
-        "HUBSTREAM_CONTRACTS_DIR": str(contracts),
-        "COLUMNS": "250",  # rich wraps table cells at 80 columns otherwise
-    })
+    env.update(
+        {
+            "HUBSTREAM_PROFILE": "local",
+            "HUBSTREAM_STATE_DIR": str(tmp_path / "state"),
+            "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "HUBSTREAM_REGISTRY__NAMESPACE": emulator.namespace,
+            "HUBSTREAM_REGISTRY__CA_FILE": str(emulator.ca_file),
+            "HUBSTREAM_REGISTRY__GROUP": group,
+            "HUBSTREAM_CONTRACTS_DIR": str(contracts),
+            "COLUMNS": "250",  # rich wraps table cells at 80 columns otherwise
+        }
+    )
     return Cli(env, contracts)
 
 
@@ -138,9 +144,7 @@ def test_group_mode_comes_from_the_emulator_and_mode_overrides_it(
     assert cli.json("check", "--mode", "FullTransitive", expect=1)["mode"] == "FULL_TRANSITIVE"
 
 
-def test_transitive_mode_checks_every_registered_version(
-    registry_emulator: RegistryEmulator, tmp_path: Path
-) -> None:
+def test_transitive_mode_checks_every_registered_version(registry_emulator: RegistryEmulator, tmp_path: Path) -> None:
     cli = _cli(registry_emulator, registry_emulator.create_group(compatibility="None"), tmp_path)
     cli.json("register")
     cli.edit(remove_field("content"))
@@ -192,7 +196,8 @@ def test_dry_run_registers_nothing(cli: Cli) -> None:
     cli.edit(add_field("priority", default=0, with_default=True))
     plan = cli.json("register", "--dry-run")
     assert {r["name"]: (r["status"], r["version"]) for r in plan["schemas"]} == {
-        CHAT: ("new version", 2), MINUTES: ("unchanged", 1)
+        CHAT: ("new version", 2),
+        MINUTES: ("unchanged", 1),
     }
     text = cli.run("register", "--dry-run")
     assert text.returncode == 0 and "dry run" in text.stdout and "new version" in text.stdout

@@ -25,7 +25,7 @@ from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde, DecodedValue, EncodedValue, RecordDecodeError, UnknownWriterSchemaError
 from tests.fixtures.registry import RegistryEmulator
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CONTRACTS = load_contracts(PACKAGE_SCHEMAS_DIR / "avro")
 CHAT = CONTRACTS["hubstream.chat.ChatResponse"]
 MINUTES = CONTRACTS["hubstream.meetings.MinutesFinalized"]
@@ -62,8 +62,22 @@ def minutes(**changes: Any) -> dict[str, Any]:
         "title": "Weekly sync",
         "minutesId": "min-1",
         "sections": [
-            {"sectionId": "s1", "type": "DISCUSSION", "title": "Roadmap", "content": "x" * 300, "order": 1, "verified": True},
-            {"sectionId": "s2", "type": "ACTION_ITEM", "title": "Follow up", "content": "", "order": 2, "verified": False},
+            {
+                "sectionId": "s1",
+                "type": "DISCUSSION",
+                "title": "Roadmap",
+                "content": "x" * 300,
+                "order": 1,
+                "verified": True,
+            },
+            {
+                "sectionId": "s2",
+                "type": "ACTION_ITEM",
+                "title": "Follow up",
+                "content": "",
+                "order": 2,
+                "verified": False,
+            },
         ],
         "participants": ["user-1", "user-2"],
     }
@@ -125,7 +139,9 @@ def test_value_is_the_raw_avro_body_and_the_schema_id_travels_in_a_content_type_
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(CHAT.schema), chat())
     assert encoded.value == body.getvalue()  # no magic byte, no id prefix
-    assert serde.decode(encoded.value, encoded.headers) == DecodedValue(chat(), schema_id, CHAT.name, "header", encoded.value)
+    assert serde.decode(encoded.value, encoded.headers) == DecodedValue(
+        chat(), schema_id, CHAT.name, "header", encoded.value
+    )
 
 
 @pytest.mark.parametrize(("contract", "records"), [(CHAT, chat_records()), (MINUTES, minutes_records())])
@@ -150,7 +166,9 @@ def test_defaults_fill_fields_the_record_leaves_out(serde: AvroSerde, encoder: A
     assert serde.encode(partial, CHAT).value == encoder.encode(full, schema=CHAT.text)["content"]
 
 
-def test_decodes_records_as_java_and_dotnet_write_them_and_as_kcat_would(serde: AvroSerde, registry: SchemaRegistry) -> None:
+def test_decodes_records_as_java_and_dotnet_write_them_and_as_kcat_would(
+    serde: AvroSerde, registry: SchemaRegistry
+) -> None:
     schema_id = registry.schema_id(CHAT)
     body = serde.encode(chat(), CHAT).value
     as_java = [("content-type", content_type(schema_id))]
@@ -199,7 +217,9 @@ def legacy(schema_id: str, body: bytes) -> bytes:
     return b"\x00\x00\x00\x00" + schema_id.encode("ascii") + body
 
 
-def test_decodes_the_legacy_format_when_there_is_no_content_type_header(serde: AvroSerde, registry: SchemaRegistry) -> None:
+def test_decodes_the_legacy_format_when_there_is_no_content_type_header(
+    serde: AvroSerde, registry: SchemaRegistry
+) -> None:
     schema_id = registry.schema_id(MINUTES)
     body = serde.encode(minutes(), MINUTES).value
     value = legacy(schema_id, body)
@@ -231,7 +251,11 @@ CHAT_V2 = Contract.from_text(
                 *CHAT.schema["fields"],
                 {"name": "language", "type": "string", "default": "en"},
                 {"name": "tags", "type": {"type": "array", "items": "string"}, "default": []},
-                {"name": "editedAt", "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}], "default": None},
+                {
+                    "name": "editedAt",
+                    "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}],
+                    "default": None,
+                },
                 {"name": "expiresAt", "type": {"type": "long", "logicalType": "timestamp-millis"}, "default": 0},
             ],
         }
@@ -304,7 +328,11 @@ def test_an_unknown_schema_id_raises_unknown_schema_id_error_with_the_raw_record
         (b"\xff\xff\xff\xff", "ok", "does not decode as hubstream.chat.ChatResponse"),
         ("trailing", "ok", "left over"),
         ("truncated", "ok", "does not decode"),
-        (b"\x02a", [("content-type", b"application/json")], "expected the header content-type: avro/binary+<schema id>"),
+        (
+            b"\x02a",
+            [("content-type", b"application/json")],
+            "expected the header content-type: avro/binary+<schema id>",
+        ),
         (b"\x02a", [("content-type", b"avro/binary")], "not an Azure Schema Registry Avro content type"),
         (b"\x02a", [("content-type", b"avro/binary+")], "not an Azure Schema Registry Avro content type"),
         (b"\x02a", [("content-type", b"avro/binary+a+b")], "not an Azure Schema Registry Avro content type"),

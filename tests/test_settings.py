@@ -15,8 +15,9 @@ from hubstream.settings import PACKAGE_SCHEMAS_DIR, load_settings, with_override
 SECRET = "SharedAccessKey=c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1wcmludA=="
 
 
-@pytest.mark.parametrize("variable", ["HUBSTREAM_CONSUMER__KEY_CONCURRENCY", "HUBSTREAM_KAFKA__EXTRA",
-                                      "HUBSTREAM_API__PORT"])
+@pytest.mark.parametrize(
+    "variable", ["HUBSTREAM_CONSUMER__KEY_CONCURRENCY", "HUBSTREAM_KAFKA__EXTRA", "HUBSTREAM_API__PORT"]
+)
 def test_a_secret_in_the_wrong_variable_is_never_printed(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
     monkeypatch.setenv(variable, SECRET)
     with pytest.raises(ConfigurationError) as raised:
@@ -34,8 +35,13 @@ def test_an_override_is_validated_like_the_environment() -> None:
 
 def test_consume_refuses_a_key_concurrency_above_its_bound() -> None:
     env = {**os.environ, "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1", "HUBSTREAM_REGISTRY__NAMESPACE": "x:1"}
-    result = subprocess.run([sys.executable, "-m", "hubstream_cli", "consume", "--group", "g", "--topic", "t",
-                             "--key-concurrency", "5000"], capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "hubstream_cli", "consume", "--group", "g", "--topic", "t", "--key-concurrency", "5000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 2, result.stderr
     assert "HUBSTREAM_CONSUMER__KEY_CONCURRENCY" in result.stderr and "1000" in result.stderr
     assert "Traceback" not in result.stderr

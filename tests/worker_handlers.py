@@ -20,8 +20,10 @@ def record(event: ConsumedEvent) -> None:
     delay = float(os.environ.get("HS_TEST_DELAY_S", "0"))
     if delay:
         time.sleep(delay)
-    line = (f"{os.getpid()} {event.partition} {event.offset} {event.value.get('conversationId')} "
-            f"{event.value.get('sequence')} {time.time():.6f}\n")
+    line = (
+        f"{os.getpid()} {event.partition} {event.offset} {event.value.get('conversationId')} "
+        f"{event.value.get('sequence')} {time.time():.6f}\n"
+    )
     fd = os.open(os.environ["HS_TEST_RECORD_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())

@@ -41,8 +41,7 @@ class MailboxStore(Protocol):
         stored (the rest were there already)."""
         ...
 
-    async def read(self, recipient: str, after: Cursor | None, limit: int, conversation: str | None = None) -> Page:
-        ...
+    async def read(self, recipient: str, after: Cursor | None, limit: int, conversation: str | None = None) -> Page: ...
 
     async def ack(self, recipient: str, up_to: Cursor) -> MailboxState: ...
 
@@ -69,5 +68,7 @@ def open_store(url: str, *, retention: Retention, wakeups: Wakeups, state_dir: P
 
         path = url.removeprefix("sqlite:").removeprefix("//") or str(state_dir / "delivery.db")
         return SqliteStore(Path(path), retention=retention, wakeups=wakeups)
-    raise ConfigurationError(f"mailbox store {url.split(':')[0]!r}: use sqlite:PATH or a postgresql:// URL "
-                             "(HUBSTREAM_DELIVERY__STORE or --store)")
+    raise ConfigurationError(
+        f"mailbox store {url.split(':')[0]!r}: use sqlite:PATH or a postgresql:// URL "
+        "(HUBSTREAM_DELIVERY__STORE or --store)"
+    )

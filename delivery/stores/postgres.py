@@ -63,14 +63,16 @@ ORDER BY m.seq
 
 
 class PostgresStore:
-    def __init__(self, url: str, *, retention: Retention, wakeups: Wakeups, fallback_s: float = 2.0,
-                 pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, retention: Retention, wakeups: Wakeups, fallback_s: float = 2.0, pool_size: int = 10
+    ) -> None:
         self._url = url
         self._retention = retention
         self._wakeups = wakeups
         self._fallback_s = fallback_s
-        self._pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=10,
-                                         kwargs={"autocommit": True})
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, timeout=10, kwargs={"autocommit": True}
+        )
         self._epoch = ""
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -83,8 +85,9 @@ class PostgresStore:
             await self._pool.open(wait=True, timeout=15)
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(_SCHEMA)
-                await conn.execute("INSERT INTO mailbox_meta VALUES ('epoch', %s) ON CONFLICT DO NOTHING",
-                                   [secrets.token_hex(4)])
+                await conn.execute(
+                    "INSERT INTO mailbox_meta VALUES ('epoch', %s) ON CONFLICT DO NOTHING", [secrets.token_hex(4)]
+                )
                 row = await (await conn.execute("SELECT value FROM mailbox_meta WHERE key = 'epoch'")).fetchone()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             await self._pool.close()
@@ -106,16 +109,28 @@ class PostgresStore:
             return 0
         async with self._connection() as conn, conn.transaction():
             recipients = sorted({d.recipient for d in deliveries})
-            await conn.execute("INSERT INTO mailbox_recipients (recipient) SELECT unnest(%s::text[]) "
-                               "ON CONFLICT DO NOTHING", [recipients])
-            rows = await (await conn.execute("SELECT recipient, last_seq, floor_seq FROM mailbox_recipients WHERE "
-                                             "recipient = ANY(%s) ORDER BY recipient FOR UPDATE", [recipients])).fetchall()
+            await conn.execute(
+                "INSERT INTO mailbox_recipients (recipient) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                [recipients],
+            )
+            rows = await (
+                await conn.execute(
+                    "SELECT recipient, last_seq, floor_seq FROM mailbox_recipients WHERE "
+                    "recipient = ANY(%s) ORDER BY recipient FOR UPDATE",
+                    [recipients],
+                )
+            ).fetchall()
             last = {r: seq for r, seq, _ in rows}
             floors = {r: floor for r, _, floor in rows}
-            stored = set(await (await conn.execute(
-                "SELECT recipient, event_id FROM mailbox_messages WHERE (recipient, event_id) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
-                [[d.recipient for d in deliveries], [d.event_id for d in deliveries]])).fetchall())
+            stored = set(
+                await (
+                    await conn.execute(
+                        "SELECT recipient, event_id FROM mailbox_messages WHERE (recipient, event_id) IN "
+                        "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                        [[d.recipient for d in deliveries], [d.event_id for d in deliveries]],
+                    )
+                ).fetchall()
+            )
             new = []
             for d in deliveries:
                 if (d.recipient, d.event_id) in stored:
@@ -129,11 +144,14 @@ class PostgresStore:
                 await conn.execute(
                     "UPDATE mailbox_recipients r SET last_seq = v.last, written_at = clock_timestamp() "
                     "FROM unnest(%s::text[], %s::bigint[]) AS v(recipient, last) WHERE r.recipient = v.recipient",
-                    [touched, [last[r] for r in touched]])
+                    [touched, [last[r] for r in touched]],
+                )
                 await self._cap(conn, {r: (last[r], floors[r]) for r in touched})
                 payload = ",".join(touched)
-                await conn.execute("SELECT pg_notify(%s, %s)",
-                                   [CHANNEL, payload if len(payload.encode()) <= _NOTIFY_MAX_BYTES else "*"])
+                await conn.execute(
+                    "SELECT pg_notify(%s, %s)",
+                    [CHANNEL, payload if len(payload.encode()) <= _NOTIFY_MAX_BYTES else "*"],
+                )
         if new:
             self._wakeups.notify({d.recipient for d, _ in new})
         return len(new)
@@ -142,30 +160,48 @@ class PostgresStore:
         after_seq = -1 if after is None or after.epoch != self._epoch else after.seq
         query = _READ.format(conversation="AND conversation = %(c)s" if conversation is not None else "")
         async with self._connection() as conn:
-            rows = await (await conn.execute(query, {"r": recipient, "after": after_seq, "limit": limit,
-                                                     "c": conversation})).fetchall()
+            rows = await (
+                await conn.execute(query, {"r": recipient, "after": after_seq, "limit": limit, "c": conversation})
+            ).fetchall()
         floor = rows[0][0]
         gap = after is not None and (after.epoch != self._epoch or after.seq < floor)
-        messages = [Message(recipient, Cursor(self._epoch, seq), event_id, topic, schema_name, schema_id,
-                            conv, event_json, arrived_at)
-                    for _, seq, event_id, topic, schema_name, schema_id, conv, event_json, arrived_at in rows
-                    if seq is not None]
+        messages = [
+            Message(
+                recipient,
+                Cursor(self._epoch, seq),
+                event_id,
+                topic,
+                schema_name,
+                schema_id,
+                conv,
+                event_json,
+                arrived_at,
+            )
+            for _, seq, event_id, topic, schema_name, schema_id, conv, event_json, arrived_at in rows
+            if seq is not None
+        ]
         start = max(after_seq, floor)
         next_cursor = messages[-1].cursor if messages else Cursor(self._epoch, start) if start > 0 or after else None
         return Page(messages, next_cursor, gap)
 
     async def ack(self, recipient: str, up_to: Cursor) -> MailboxState:
         async with self._connection() as conn, conn.transaction():
-            row = await (await conn.execute("SELECT last_seq, acked_seq FROM mailbox_recipients WHERE recipient = %s "
-                                            "FOR UPDATE", [recipient])).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT last_seq, acked_seq FROM mailbox_recipients WHERE recipient = %s FOR UPDATE", [recipient]
+                )
+            ).fetchone()
             last, acked = row or (0, 0)
             if up_to.epoch != self._epoch or up_to.seq > last or last == 0:
                 raise AckAheadError(recipient, up_to, self._cursor(last or None))
             if up_to.seq > acked:
-                await conn.execute("UPDATE mailbox_recipients SET acked_seq = %s WHERE recipient = %s",
-                                   [up_to.seq, recipient])
-                await conn.execute("UPDATE mailbox_messages SET acked_at = %s WHERE recipient = %s AND seq <= %s "
-                                   "AND acked_at IS NULL", [_now_ms(), recipient, up_to.seq])
+                await conn.execute(
+                    "UPDATE mailbox_recipients SET acked_seq = %s WHERE recipient = %s", [up_to.seq, recipient]
+                )
+                await conn.execute(
+                    "UPDATE mailbox_messages SET acked_at = %s WHERE recipient = %s AND seq <= %s AND acked_at IS NULL",
+                    [_now_ms(), recipient, up_to.seq],
+                )
             return await self._state(conn, recipient)
 
     async def state(self, recipient: str) -> MailboxState:
@@ -177,21 +213,31 @@ class PostgresStore:
         expired = now - int(self._retention.ttl_s * 1000)
         acked_before = now - int(self._retention.acked_grace_s * 1000)
         async with self._connection() as conn, conn.transaction():
-            gone = await (await conn.execute("SELECT recipient, max(seq) FROM mailbox_messages WHERE arrived_at < %s "
-                                             "OR acked_at < %s GROUP BY recipient ORDER BY recipient",
-                                             [expired, acked_before])).fetchall()
+            gone = await (
+                await conn.execute(
+                    "SELECT recipient, max(seq) FROM mailbox_messages WHERE arrived_at < %s "
+                    "OR acked_at < %s GROUP BY recipient ORDER BY recipient",
+                    [expired, acked_before],
+                )
+            ).fetchall()
             if not gone:
                 return 0
             # lock the recipients first, in order, as writers do: a writer capping the same mailbox cannot deadlock
-            await conn.execute("SELECT 1 FROM mailbox_recipients WHERE recipient = ANY(%s) ORDER BY recipient "
-                               "FOR UPDATE", [[r for r, _ in gone]])
+            await conn.execute(
+                "SELECT 1 FROM mailbox_recipients WHERE recipient = ANY(%s) ORDER BY recipient FOR UPDATE",
+                [[r for r, _ in gone]],
+            )
             names, seqs = [r for r, _ in gone], [s for _, s in gone]
-            cursor = await conn.execute("DELETE FROM mailbox_messages m USING unnest(%s::text[], %s::bigint[]) "
-                                        "AS g(recipient, seq) WHERE m.recipient = g.recipient AND m.seq <= g.seq",
-                                        [names, seqs])
-            await conn.execute("UPDATE mailbox_recipients r SET floor_seq = greatest(r.floor_seq, g.seq) FROM "
-                               "unnest(%s::text[], %s::bigint[]) AS g(recipient, seq) WHERE r.recipient = g.recipient",
-                               [names, seqs])
+            cursor = await conn.execute(
+                "DELETE FROM mailbox_messages m USING unnest(%s::text[], %s::bigint[]) "
+                "AS g(recipient, seq) WHERE m.recipient = g.recipient AND m.seq <= g.seq",
+                [names, seqs],
+            )
+            await conn.execute(
+                "UPDATE mailbox_recipients r SET floor_seq = greatest(r.floor_seq, g.seq) FROM "
+                "unnest(%s::text[], %s::bigint[]) AS g(recipient, seq) WHERE r.recipient = g.recipient",
+                [names, seqs],
+            )
             return cursor.rowcount
 
     async def ping(self) -> None:
@@ -212,13 +258,29 @@ class PostgresStore:
         now = _now_ms()
         columns: list[list[Any]] = [[] for _ in range(10)]
         for d, seq in new:
-            for column, value in zip(columns, (d.recipient, seq, d.event_id, d.topic, d.partition, d.offset,
-                                               d.schema_name, d.schema_id, d.conversation, d.event_json), strict=True):
+            for column, value in zip(
+                columns,
+                (
+                    d.recipient,
+                    seq,
+                    d.event_id,
+                    d.topic,
+                    d.partition,
+                    d.offset,
+                    d.schema_name,
+                    d.schema_id,
+                    d.conversation,
+                    d.event_json,
+                ),
+                strict=True,
+            ):
                 column.append(value)
         await conn.execute(
             "INSERT INTO mailbox_messages SELECT r, s, e, t, p, o, sn, si, c, j, %s, NULL FROM unnest(%s::text[], "
             "%s::bigint[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[]) AS v(r, s, e, t, p, o, sn, si, c, j)", [now, *columns])
+            "%s::text[]) AS v(r, s, e, t, p, o, sn, si, c, j)",
+            [now, *columns],
+        )
 
     async def _cap(self, conn: psycopg.AsyncConnection[Any], written: dict[str, tuple[int, int]]) -> None:
         keep = self._retention.max_messages
@@ -226,20 +288,31 @@ class PostgresStore:
         if not over:
             return
         names, floors = list(over), list(over.values())
-        await conn.execute("DELETE FROM mailbox_messages m USING unnest(%s::text[], %s::bigint[]) AS g(recipient, seq) "
-                           "WHERE m.recipient = g.recipient AND m.seq <= g.seq", [names, floors])
-        await conn.execute("UPDATE mailbox_recipients r SET floor_seq = g.seq FROM unnest(%s::text[], %s::bigint[]) "
-                           "AS g(recipient, seq) WHERE r.recipient = g.recipient", [names, floors])
+        await conn.execute(
+            "DELETE FROM mailbox_messages m USING unnest(%s::text[], %s::bigint[]) AS g(recipient, seq) "
+            "WHERE m.recipient = g.recipient AND m.seq <= g.seq",
+            [names, floors],
+        )
+        await conn.execute(
+            "UPDATE mailbox_recipients r SET floor_seq = g.seq FROM unnest(%s::text[], %s::bigint[]) "
+            "AS g(recipient, seq) WHERE r.recipient = g.recipient",
+            [names, floors],
+        )
 
     async def _state(self, conn: psycopg.AsyncConnection[Any], recipient: str) -> MailboxState:
-        row = await (await conn.execute(
-            "SELECT (SELECT last_seq FROM mailbox_recipients WHERE recipient = %(r)s), "
-            "(SELECT acked_seq FROM mailbox_recipients WHERE recipient = %(r)s), count(*), min(seq) "
-            "FROM mailbox_messages WHERE recipient = %(r)s", {"r": recipient})).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT (SELECT last_seq FROM mailbox_recipients WHERE recipient = %(r)s), "
+                "(SELECT acked_seq FROM mailbox_recipients WHERE recipient = %(r)s), count(*), min(seq) "
+                "FROM mailbox_messages WHERE recipient = %(r)s",
+                {"r": recipient},
+            )
+        ).fetchone()
         assert row is not None
         last, acked, count, first = row
-        return MailboxState(recipient, self._epoch, count, self._cursor(first), self._cursor(last or None),
-                            self._cursor(acked or None))
+        return MailboxState(
+            recipient, self._epoch, count, self._cursor(first), self._cursor(last or None), self._cursor(acked or None)
+        )
 
     def _cursor(self, seq: int | None) -> Cursor | None:
         return None if seq is None else Cursor(self._epoch, seq)
@@ -276,9 +349,13 @@ class PostgresStore:
             await asyncio.sleep(self._fallback_s)
             try:
                 async with self._connection() as conn:
-                    rows = await (await conn.execute(
-                        "SELECT recipient, extract(epoch FROM written_at) FROM mailbox_recipients WHERE written_at > "
-                        "to_timestamp(%s)", [since - _FALLBACK_OVERLAP_S])).fetchall()
+                    rows = await (
+                        await conn.execute(
+                            "SELECT recipient, extract(epoch FROM written_at) FROM mailbox_recipients WHERE written_at > "
+                            "to_timestamp(%s)",
+                            [since - _FALLBACK_OVERLAP_S],
+                        )
+                    ).fetchall()
             except StoreUnavailableError:
                 continue
             fresh = [r for r, at in rows if seen.get(r) != float(at)]

@@ -128,21 +128,43 @@ class SqliteStore:
         try:
             recipients = sorted({d.recipient for d in deliveries})
             db.executemany("INSERT OR IGNORE INTO recipients (recipient) VALUES (?)", [(r,) for r in recipients])
-            last = dict(_select_in(db, "SELECT recipient, last_seq FROM recipients WHERE recipient IN ({})", recipients))
-            stored = set(_select_in(db, "SELECT recipient, event_id FROM messages WHERE recipient IN ({}) AND "
-                                        "event_id IN ({})", recipients, sorted({d.event_id for d in deliveries})))
+            last = dict(
+                _select_in(db, "SELECT recipient, last_seq FROM recipients WHERE recipient IN ({})", recipients)
+            )
+            stored = set(
+                _select_in(
+                    db,
+                    "SELECT recipient, event_id FROM messages WHERE recipient IN ({}) AND event_id IN ({})",
+                    recipients,
+                    sorted({d.event_id for d in deliveries}),
+                )
+            )
             rows = []
             for d in deliveries:
                 if (d.recipient, d.event_id) in stored:
                     continue  # redelivered after a crash, or a producer's retry: stored once
                 stored.add((d.recipient, d.event_id))
                 last[d.recipient] += 1
-                rows.append((d.recipient, last[d.recipient], d.event_id, d.topic, d.partition, d.offset,
-                             d.schema_name, d.schema_id, d.conversation, d.event_json, now))
+                rows.append(
+                    (
+                        d.recipient,
+                        last[d.recipient],
+                        d.event_id,
+                        d.topic,
+                        d.partition,
+                        d.offset,
+                        d.schema_name,
+                        d.schema_id,
+                        d.conversation,
+                        d.event_json,
+                        now,
+                    )
+                )
             db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", rows)
             touched = {row[0] for row in rows}
-            db.executemany("UPDATE recipients SET last_seq = ? WHERE recipient = ?",
-                           [(last[r], r) for r in sorted(touched)])
+            db.executemany(
+                "UPDATE recipients SET last_seq = ? WHERE recipient = ?", [(last[r], r) for r in sorted(touched)]
+            )
             self._cap(db, touched)
             db.execute("COMMIT")
         except BaseException:
@@ -153,8 +175,9 @@ class SqliteStore:
     def _cap(self, db: sqlite3.Connection, recipients: set[str]) -> None:
         """Keep at most max_messages per recipient: the oldest go, and the floor moves past them."""
         keep = self._retention.max_messages
-        for recipient, last, floor in _select_in(db, "SELECT recipient, last_seq, floor_seq FROM recipients WHERE "
-                                                     "recipient IN ({})", sorted(recipients)):
+        for recipient, last, floor in _select_in(
+            db, "SELECT recipient, last_seq, floor_seq FROM recipients WHERE recipient IN ({})", sorted(recipients)
+        ):
             if last - floor > keep:
                 db.execute("DELETE FROM messages WHERE recipient = ? AND seq <= ?", (recipient, last - keep))
                 db.execute("UPDATE recipients SET floor_seq = ? WHERE recipient = ?", (last - keep, recipient))
@@ -187,8 +210,10 @@ class SqliteStore:
                 raise AckAheadError(recipient, up_to, state.last)
             if state.acked is None or up_to.seq > state.acked.seq:
                 db.execute("UPDATE recipients SET acked_seq = ? WHERE recipient = ?", (up_to.seq, recipient))
-                db.execute("UPDATE messages SET acked_at = ? WHERE recipient = ? AND seq <= ? AND acked_at IS NULL",
-                           (_now_ms(), recipient, up_to.seq))
+                db.execute(
+                    "UPDATE messages SET acked_at = ? WHERE recipient = ? AND seq <= ? AND acked_at IS NULL",
+                    (_now_ms(), recipient, up_to.seq),
+                )
             state = self._state(db, recipient)
             db.execute("COMMIT")
         except BaseException:
@@ -199,9 +224,12 @@ class SqliteStore:
     def _state(self, db: sqlite3.Connection, recipient: str) -> MailboxState:
         row = db.execute("SELECT last_seq, acked_seq FROM recipients WHERE recipient = ?", (recipient,)).fetchone()
         last, acked = row if row else (0, 0)
-        count, first = db.execute("SELECT count(*), min(seq) FROM messages WHERE recipient = ?", (recipient,)).fetchone()
-        return MailboxState(recipient, self._epoch, count, self._cursor(first), self._cursor(last or None),
-                            self._cursor(acked or None))
+        count, first = db.execute(
+            "SELECT count(*), min(seq) FROM messages WHERE recipient = ?", (recipient,)
+        ).fetchone()
+        return MailboxState(
+            recipient, self._epoch, count, self._cursor(first), self._cursor(last or None), self._cursor(acked or None)
+        )
 
     def _prune(self) -> int:
         db = self._connection()
@@ -210,14 +238,20 @@ class SqliteStore:
         acked_before = now - int(self._retention.acked_grace_s * 1000)
         db.execute("BEGIN IMMEDIATE")
         try:
-            gone = db.execute("SELECT recipient, max(seq) FROM messages WHERE arrived_at < ? OR acked_at < ? "
-                              "GROUP BY recipient", (expired, acked_before)).fetchall()
+            gone = db.execute(
+                "SELECT recipient, max(seq) FROM messages WHERE arrived_at < ? OR acked_at < ? GROUP BY recipient",
+                (expired, acked_before),
+            ).fetchall()
             # seqs are allocated in time order, so everything up to the newest expired message goes with it
             removed = 0
             for recipient, seq in gone:
-                removed += db.execute("DELETE FROM messages WHERE recipient = ? AND seq <= ?", (recipient, seq)).rowcount
-            db.executemany("UPDATE recipients SET floor_seq = max(floor_seq, ?) WHERE recipient = ?",
-                           [(seq, recipient) for recipient, seq in gone])
+                removed += db.execute(
+                    "DELETE FROM messages WHERE recipient = ? AND seq <= ?", (recipient, seq)
+                ).rowcount
+            db.executemany(
+                "UPDATE recipients SET floor_seq = max(floor_seq, ?) WHERE recipient = ?",
+                [(seq, recipient) for recipient, seq in gone],
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -226,8 +260,17 @@ class SqliteStore:
 
     def _message(self, row: tuple[Any, ...]) -> Message:
         recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at = row
-        return Message(recipient, Cursor(self._epoch, seq), event_id, topic, schema_name, schema_id, conversation,
-                       event_json, arrived_at)
+        return Message(
+            recipient,
+            Cursor(self._epoch, seq),
+            event_id,
+            topic,
+            schema_name,
+            schema_id,
+            conversation,
+            event_json,
+            arrived_at,
+        )
 
     def _cursor(self, seq: int | None) -> Cursor | None:
         return None if seq is None else Cursor(self._epoch, seq)

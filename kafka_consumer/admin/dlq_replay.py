@@ -180,14 +180,30 @@ async def replay(
     check_filters(filters or {})
     if to == dlq_topic:
         raise ReplayError(f"--to {to!r} is the dead-letter topic itself; name the topic the records should go to")
-    run = _Replay(settings, dlq_topic, to=to, filters=dict(filters or {}), group=group or default_group(dlq_topic),
-                  dry_run=dry_run, progress=progress or (lambda done, total: None))
+    run = _Replay(
+        settings,
+        dlq_topic,
+        to=to,
+        filters=dict(filters or {}),
+        group=group or default_group(dlq_topic),
+        dry_run=dry_run,
+        progress=progress or (lambda done, total: None),
+    )
     return await run.run(from_beginning, idle_timeout_s)
 
 
 class _Replay:
-    def __init__(self, settings: Settings, dlq_topic: str, *, to: str | None, filters: dict[str, str], group: str,
-                 dry_run: bool, progress: Progress) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        dlq_topic: str,
+        *,
+        to: str | None,
+        filters: dict[str, str],
+        group: str,
+        dry_run: bool,
+        progress: Progress,
+    ) -> None:
         self.settings = settings
         self.to = to
         self.filters = filters
@@ -213,10 +229,24 @@ class _Replay:
         finally:
             await self._close_producer()
             reader.close()
-        log.info("dlq replay of %s: read %d, matched %d, replayed %d, skipped %d non-dead-letters%s",
-                 s.dlq_topic, s.read, s.matched, s.replayed, s.skipped_not_dead_letters, " (dry run)" if s.dry_run else "",
-                 extra={"event": "dlq_replayed", "dlq_topic": s.dlq_topic, "group": s.group, "dry_run": s.dry_run,
-                        "read": s.read, "matched": s.matched, "replayed": s.replayed})
+        log.info(
+            "dlq replay of %s: read %d, matched %d, replayed %d, skipped %d non-dead-letters%s",
+            s.dlq_topic,
+            s.read,
+            s.matched,
+            s.replayed,
+            s.skipped_not_dead_letters,
+            " (dry run)" if s.dry_run else "",
+            extra={
+                "event": "dlq_replayed",
+                "dlq_topic": s.dlq_topic,
+                "group": s.group,
+                "dry_run": s.dry_run,
+                "read": s.read,
+                "matched": s.matched,
+                "replayed": s.replayed,
+            },
+        )
         return s
 
     async def _read_and_publish(self, reader: _DlqReader) -> None:
@@ -236,22 +266,29 @@ class _Replay:
         except (NotADeadLetterError, ValueError) as exc:  # ValueError: a dlq header that is not a number
             s.skipped_not_dead_letters += 1
             reason = exc if isinstance(exc, NotADeadLetterError) else f"{where(message)}: a malformed header: {exc}"
-            log.warning("skipping a record that is not a dead letter: %s", reason,
-                        extra={"event": "dlq_replay_skipped", "dlq_topic": s.dlq_topic, "offset": message.offset()})
+            log.warning(
+                "skipping a record that is not a dead letter: %s",
+                reason,
+                extra={"event": "dlq_replay_skipped", "dlq_topic": s.dlq_topic, "offset": message.offset()},
+            )
             return
         if not matches(letter, self.filters):
             return
         target = self.to or letter.original_topic
-        self._require_target(target, f"it is the original topic of {where(message)}; create it, or pass --to TOPIC. "
-                                     "Records re-published so far are published again by the next run")
+        self._require_target(
+            target,
+            f"it is the original topic of {where(message)}; create it, or pass --to TOPIC. "
+            "Records re-published so far are published again by the next run",
+        )
         s.matched += 1
         s.by_target[target] = s.by_target.get(target, 0) + 1
         if len(s.listed) < LIST_LIMIT:
             original = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
             s.listed.append(ReplayedRecord(message.partition(), message.offset(), target, original, letter.error_class))
         if self.producer is not None:
-            self.acks.append(self.producer.send(target, letter.value, key=letter.key,
-                                                headers=replay_headers(letter, message)))
+            self.acks.append(
+                self.producer.send(target, letter.value, key=letter.key, headers=replay_headers(letter, message))
+            )
 
     def _require_target(self, topic: str, hint: str) -> None:
         # checked here, because producing to a missing topic auto-creates it on some brokers (with the
@@ -298,7 +335,9 @@ class _DlqReader:
             # every topic, not just ours: a metadata request naming a missing topic auto-creates it on some brokers
             metadata = self._consumer.list_topics(timeout=_TIMEOUT_S)
         except KafkaException as exc:
-            raise BrokerUnavailableError(f"could not list topics: {exc.args[0].str()}; check that Kafka is reachable") from exc
+            raise BrokerUnavailableError(
+                f"could not list topics: {exc.args[0].str()}; check that Kafka is reachable"
+            ) from exc
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None:
             raise TopicNotFoundError(self.topic, "dead-letter topic", "check the name (it is usually <topic>.dlq)")

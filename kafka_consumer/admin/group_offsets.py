@@ -55,7 +55,7 @@ def plan_reset(
     if to == "offset":
         if offset is None or offset < 0:
             raise HubstreamError("--to offset needs --offset N with N >= 0")
-        targets = {p: offset for p in partitions}
+        targets = dict.fromkeys(partitions, offset)
     else:
         targets = _list_offsets(admin, topic, partitions, _spec(to, at))
     return [OffsetChange(topic, p, current.get(p), targets[p]) for p in partitions]

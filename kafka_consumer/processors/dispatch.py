@@ -134,8 +134,11 @@ class Dispatcher:
                     self._thread.call(self._dead_letters.close(), timeout_s)
                     self._dead_letters = None  # frees the librdkafka handle, which would keep reconnecting
             except TimeoutError:
-                log.error("group %s: the handler loop did not stop within %.0f s (an async handler blocks it)",
-                          self.group, timeout_s)
+                log.error(
+                    "group %s: the handler loop did not stop within %.0f s (an async handler blocks it)",
+                    self.group,
+                    timeout_s,
+                )
             finally:
                 self._thread.stop(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -229,8 +232,13 @@ class Dispatcher:
 
         def on_retry(error: BaseException, attempt: int) -> None:
             self._metrics.for_topic(self.group, topic).retried.inc()
-            log.warning("%s: attempt %d failed (%s: %s); retrying", where(work.message), attempt,
-                        error.__class__.__name__, error)
+            log.warning(
+                "%s: attempt %d failed (%s: %s); retrying",
+                where(work.message),
+                attempt,
+                error.__class__.__name__,
+                error,
+            )
 
         failed = await call_with_retries(lambda: self._call(event, started_attempt), self._retry, on_retry=on_retry)
         self._metrics.for_topic(self.group, topic).handler_seconds.observe(time.monotonic() - started)
@@ -253,8 +261,13 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - the record itself is bad: dead-letter it
                 poison.append(exc)
 
-        failed = await call_with_retries(attempt, self._retry, on_retry=lambda error, n: log.warning(
-            "%s: schema registry unreachable (attempt %d): %s", where(work.message), n, error))
+        failed = await call_with_retries(
+            attempt,
+            self._retry,
+            on_retry=lambda error, n: log.warning(
+                "%s: schema registry unreachable (attempt %d): %s", where(work.message), n, error
+            ),
+        )
         if failed is not None:
             raise _Halt(f"the schema registry stayed unreachable after {failed.attempts} attempts: {failed.error}")
         return Failed(poison[0], 0) if poison else decoded[0]
@@ -280,8 +293,12 @@ class Dispatcher:
         topic = message.topic()
         self._metrics.for_topic(self.group, topic).failed.inc()
         if self._dead_letters is None:
-            self._halt(lane, message.offset(), f"{where(message)} failed {failed.attempts} attempt(s) and dead "
-                       f"letters are off: {failed.error.__class__.__name__}: {failed.error}")
+            self._halt(
+                lane,
+                message.offset(),
+                f"{where(message)} failed {failed.attempts} attempt(s) and dead "
+                f"letters are off: {failed.error.__class__.__name__}: {failed.error}",
+            )
             return False
         try:
             await self._dead_letters.write(message, failed.error, failed.attempts)
@@ -295,7 +312,18 @@ class Dispatcher:
         if not lane.halted:
             lane.halted = True
             lane.queue.clear()
-            log.error("group %s: %s[%d] stopped at offset %d: %s", self.group, *lane.tp, offset, reason,
-                      extra={"event": "partition_stopped", "group": self.group, "topic": lane.tp[0],
-                             "partition": lane.tp[1], "offset": offset})
+            log.error(
+                "group %s: %s[%d] stopped at offset %d: %s",
+                self.group,
+                *lane.tp,
+                offset,
+                reason,
+                extra={
+                    "event": "partition_stopped",
+                    "group": self.group,
+                    "topic": lane.tp[0],
+                    "partition": lane.tp[1],
+                    "offset": offset,
+                },
+            )
         self.reports.put(Halted(lane.id, lane.tp, offset, reason))

@@ -29,8 +29,14 @@ _REGISTRY_BACKOFF_S = 5.0
 
 
 class HandlerProcessor:
-    def __init__(self, handler: Handler, serde: AvroSerde, *, readers: dict[str, Contract] | None = None,
-                 dead_letters: Callable[[], DeadLetterWriter] | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        serde: AvroSerde,
+        *,
+        readers: dict[str, Contract] | None = None,
+        dead_letters: Callable[[], DeadLetterWriter] | None = None,
+    ) -> None:
         self._handler = handler
         self._serde = serde
         self._readers = readers or {}
@@ -57,8 +63,9 @@ class HandlerProcessor:
             threads=options.handler_threads,
             metrics=context.metrics,
         )
-        self._watch = HandlerWatch(context.health, options.handler_budget_s, options.stuck_after_s,
-                                   options.drain_timeout_s)
+        self._watch = HandlerWatch(
+            context.health, options.handler_budget_s, options.stuck_after_s, options.drain_timeout_s
+        )
         self._dispatcher.start()
 
     def assigned(self, lanes: list[Lane], committed: Callable[[], dict[TP, int | None]]) -> dict[TP, int]:
@@ -80,15 +87,30 @@ class HandlerProcessor:
         try:
             stragglers = self._running.close_lanes([lane.id for lane in lanes], timeout_s)
         except TimeoutError:  # the dispatcher's loop is blocked (an async handler doing blocking work)
-            log.error("group %s: handlers of %s did not stop; their records go to the next owner", self._group,
-                      ", ".join(f"{t}[{p}]" for t, p in sorted(lane.tp for lane in lanes)),
-                      extra={"event": "drain_failed", "group": self._group})
+            log.error(
+                "group %s: handlers of %s did not stop; their records go to the next owner",
+                self._group,
+                ", ".join(f"{t}[{p}]" for t, p in sorted(lane.tp for lane in lanes)),
+                extra={"event": "drain_failed", "group": self._group},
+            )
             return
         for (topic, partition), offset in stragglers:
-            log.warning("group %s: handler for %s[%d]@%d still running after %.0f s; it is not committed and the "
-                        "partition's next owner handles it again", self._group, topic, partition, offset, timeout_s,
-                        extra={"event": "handler_abandoned", "group": self._group, "topic": topic,
-                               "partition": partition, "offset": offset})
+            log.warning(
+                "group %s: handler for %s[%d]@%d still running after %.0f s; it is not committed and the "
+                "partition's next owner handles it again",
+                self._group,
+                topic,
+                partition,
+                offset,
+                timeout_s,
+                extra={
+                    "event": "handler_abandoned",
+                    "group": self._group,
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                },
+            )
 
     def release(self, lanes: list[Lane], *, lost: bool) -> None:
         if lost:

@@ -82,8 +82,14 @@ class Sink(Protocol):
 
 
 class SinkProcessor:
-    def __init__(self, sink: Sink, serde: AvroSerde, *, readers: dict[str, Contract] | None = None,
-                 dead_letters: Callable[[], DeadLetterWriter] | None = None) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        serde: AvroSerde,
+        *,
+        readers: dict[str, Contract] | None = None,
+        dead_letters: Callable[[], DeadLetterWriter] | None = None,
+    ) -> None:
         self._sink = sink
         self._serde = serde
         self._readers = readers or {}

@@ -11,10 +11,10 @@ from typing import Any
 
 from fastavro.schema import to_parsing_canonical_form
 
+from schemas.codec import runtime as rt
 from schemas.codec.decoder import DecoderSource
 from schemas.codec.emitter import Emitter
 from schemas.codec.encoder import EncoderSource, writer_default
-from schemas.codec import runtime as rt
 from schemas.model import Field, Record, Schema, parse, parse_text
 
 
@@ -67,7 +67,7 @@ def compile_schema(schema: Any) -> CompiledSchema:
     encode_lines.append("    return bytes(out)")
     source = emitter.module("\n".join(encode_lines), "\n".join(decode_lines))
     namespace = emitter.namespace
-    exec(compile(source, f"<avro codec {schema.name}>", "exec"), namespace)  # noqa: S102 - source built above, names only
+    exec(compile(source, f"<avro codec {schema.name}>", "exec"), namespace)
     return CompiledSchema(schema.name, schema, namespace["encode"], namespace["decode"], source)
 
 
@@ -80,7 +80,7 @@ def resolving_decoder(writer: CompiledSchema, reader: CompiledSchema) -> Callabl
 
 
 class _Resolution:
-    __slots__ = ("writer", "reader", "named", "fresh_defaults")
+    __slots__ = ("fresh_defaults", "named", "reader", "writer")
 
     def __init__(self, writer: CompiledSchema, reader: CompiledSchema) -> None:
         self.writer = writer

@@ -47,7 +47,9 @@ class DecoderSource:
             scale = " * 1000" if key == "long-timestamp-millis" else ""
             lines.append(f"{ind}{v} = _EPOCH + _TD(0, 0, {v}{scale})")
         elif key is not None and key in LOGICAL_READERS:
-            lines.append(f"{ind}{v} = {emit.const(LOGICAL_READERS[key], '_lr')}({v}, {emit.const(schema.spec, '_s')}, None)")
+            lines.append(
+                f"{ind}{v} = {emit.const(LOGICAL_READERS[key], '_lr')}({v}, {emit.const(schema.spec, '_s')}, None)"
+            )
         return lines
 
     def _primitive(self, kind: str, key: str | None, v: str, ind: str) -> list[str]:

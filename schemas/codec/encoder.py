@@ -169,6 +169,8 @@ def writer_default(value: Any, schema: AvroType) -> Any:
     """A field default (JSON) as the writer takes it: bytes/fixed defaults are strings of code points 0-255."""
     if isinstance(schema, Union):
         return writer_default(value, schema.branches[0])
-    if (isinstance(schema, Fixed) or (isinstance(schema, Primitive) and schema.name == "bytes")) and isinstance(value, str):
+    if (isinstance(schema, Fixed) or (isinstance(schema, Primitive) and schema.name == "bytes")) and isinstance(
+        value, str
+    ):
         return value.encode("latin-1")
     return value

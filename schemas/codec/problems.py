@@ -7,7 +7,20 @@ from typing import Any, cast
 
 from schemas.codec.logical import LOGICAL_WRITERS, logical_key
 from schemas.codec.runtime import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN
-from schemas.model import PRIMITIVES, Array, AvroType, Enum, Fixed, Map, Named, Record, Union, is_null, kind_of, nullable
+from schemas.model import (
+    PRIMITIVES,
+    Array,
+    AvroType,
+    Enum,
+    Fixed,
+    Map,
+    Named,
+    Record,
+    Union,
+    is_null,
+    kind_of,
+    nullable,
+)
 from schemas.paths import ROOT, join_path
 
 Problems = list[tuple[str, str]]

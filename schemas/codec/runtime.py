@@ -30,14 +30,18 @@ except ImportError:  # pragma: no cover - pure-Python fastavro (no wheel for thi
 
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 TIMESTAMP_UNITS = {
     "long-timestamp-millis": datetime.timedelta(milliseconds=1),
     "long-timestamp-micros": datetime.timedelta(microseconds=1),
 }
 # More items than this in one array/map block of zero-byte values is taken for corrupt input.
 MAX_EMPTY_ITEMS = 1 << 24
-FASTAVRO_WRITE_OPTIONS: dict[str, bool] = {"strict": False, "strict_allow_default": False, "disable_tuple_notation": False}
+FASTAVRO_WRITE_OPTIONS: dict[str, bool] = {
+    "strict": False,
+    "strict_allow_default": False,
+    "disable_tuple_notation": False,
+}
 FASTAVRO_READ_OPTIONS: dict[str, Any] = {}
 
 
@@ -177,4 +181,3 @@ def check_end(pos: int, size: int) -> None:
     if pos > size:
         raise EOFError(f"the Avro body ends early: {size} bytes, the record needs more")
     raise ValueError(f"{size - pos} bytes are left over after the record ({size} bytes in all)")
-

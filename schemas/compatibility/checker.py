@@ -210,7 +210,8 @@ class _Resolver:
         branch = next((b for b in reader.branches if matches(b, writer)), None)
         if branch is None:
             self.report(
-                where, "union-branch-missing",
+                where,
+                "union-branch-missing",
                 f"{t.describe(writer)} in the {self.roles.writer}{note} matches no branch of "
                 f"{t.describe(reader)} in the {self.roles.reader}",
             )
@@ -238,7 +239,8 @@ class _Resolver:
     def named(self, reader: t.Named, writer: t.Named, where: _Where) -> None:
         if not t.names_match(reader, writer):
             self.report(
-                where, "name-mismatch",
+                where,
+                "name-mismatch",
                 f"{reader.kind} `{writer.fullname}` in the {self.roles.writer} cannot be read as "
                 f"{reader.kind} `{reader.fullname}` in the {self.roles.reader} (names differ and no alias matches)",
             )
@@ -263,16 +265,20 @@ class _Resolver:
         for source in written:
             self.resolve(field.type, source.type, where)
         if not written and not field.has_default:
-            self.findings.append(Finding(
-                where.path, self.roles.missing_default_rule,
-                f"{where.subject} {self.roles.missing_default_text}: {self.roles.consequence}",
-            ))
+            self.findings.append(
+                Finding(
+                    where.path,
+                    self.roles.missing_default_rule,
+                    f"{where.subject} {self.roles.missing_default_text}: {self.roles.consequence}",
+                )
+            )
 
     def enum(self, reader: t.Enum, writer: t.Enum, where: _Where) -> None:
         missing = [symbol for symbol in writer.symbols if symbol not in reader.symbols]
         if missing and reader.default is None:
             self.report(
-                where, "enum-symbol-missing",
+                where,
+                "enum-symbol-missing",
                 f"enum `{writer.name}` symbol(s) {', '.join(missing)} of the {self.roles.writer} are "
                 f"missing from the {self.roles.reader}, whose enum has no default",
             )
@@ -280,7 +286,8 @@ class _Resolver:
     def fixed(self, reader: t.Fixed, writer: t.Fixed, where: _Where) -> None:
         if reader.size != writer.size:
             self.report(
-                where, "fixed-size-mismatch",
+                where,
+                "fixed-size-mismatch",
                 f"fixed `{writer.name}` is {writer.size} bytes in the {self.roles.writer} "
                 f"but {reader.size} bytes in the {self.roles.reader}",
             )
@@ -292,7 +299,8 @@ class _Resolver:
             return
         if (reader.precision, reader.scale) != (writer.precision, writer.scale):
             self.report(
-                where, "decimal-mismatch",
+                where,
+                "decimal-mismatch",
                 f"decimal({writer.precision},{writer.scale}) in the {self.roles.writer} cannot be read as "
                 f"decimal({reader.precision},{reader.scale}) in the {self.roles.reader} "
                 "(precision and scale must match)",
@@ -300,7 +308,8 @@ class _Resolver:
 
     def mismatch(self, reader: t.AvroType, writer: t.AvroType, where: _Where, note: str) -> None:
         self.report(
-            where, "type-mismatch",
+            where,
+            "type-mismatch",
             f"{t.describe(writer)} in the {self.roles.writer}{note} cannot be read as "
             f"{t.describe(reader)} in the {self.roles.reader}",
         )

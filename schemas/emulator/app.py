@@ -20,9 +20,7 @@ _HTTP_CODES = {400: "InvalidRequest", 401: "Unauthorized", 404: "ItemNotFound", 
 
 def create_app(store: SchemaStore, *, auth_token: str | None = None) -> FastAPI:
     """The emulator app. With ``auth_token``, every request but the health check needs ``Bearer <token>``."""
-    app = FastAPI(
-        title="hubstream Schema Registry emulator", docs_url=None, redoc_url=None, openapi_url=None
-    )
+    app = FastAPI(title="hubstream Schema Registry emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(EmulatorError, _emulator_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
@@ -69,9 +67,7 @@ async def _emulator_error(request: Request, exc: EmulatorError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-    )
+    problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
     return _error(InvalidRequestError.status, InvalidRequestError.code, f"Invalid request: {problems}")
 
 

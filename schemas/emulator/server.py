@@ -104,9 +104,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUseError(
-                f"port {port} on {host} is taken; stop what uses it or pass another --port"
-            ) from None
+            raise PortInUseError(f"port {port} on {host} is taken; stop what uses it or pass another --port") from None
         raise
     sock.set_inheritable(True)
     return sock

@@ -166,9 +166,7 @@ class SchemaStore:
 
     def by_id(self, schema_id: str) -> SchemaVersion:
         with self._connect() as conn:
-            row = conn.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM schema_versions WHERE id = ?", (schema_id,)
-            ).fetchone()
+            row = conn.execute(f"SELECT {_VERSION_COLUMNS} FROM schema_versions WHERE id = ?", (schema_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"Schema id {schema_id} does not exist.")
         return _version_from_row(row)

@@ -73,7 +73,7 @@ class MapNode(Node):
 
 
 class FieldNode:
-    __slots__ = ("name", "node", "raw_default", "has_default", "default_datum", "default_has_tuple")
+    __slots__ = ("default_datum", "default_has_tuple", "has_default", "name", "node", "raw_default")
 
     def __init__(self, name: str, node: Node, has_default: bool, raw_default: Any) -> None:
         self.name, self.node = name, node
@@ -250,6 +250,6 @@ class UnionNode(Node):
     def default(self, value: Any) -> Any:
         branch = self.branches[0]
         datum = branch.default(value)
-        if datum is None or self.plain_safe and not has_tuple(datum):
+        if datum is None or (self.plain_safe and not has_tuple(datum)):
             return datum
         return (branch.wrap_name, datum)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from schemas.natural.nodes import Ctx, Node, json_kind, show
 from schemas.natural.scalars import BytesNode, FixedNode
 
-_UTC = timezone.utc
+_UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _DAYS_SHIFT = date(1970, 1, 1).toordinal()
@@ -40,8 +40,10 @@ class TimestampNode(Node):
         if kind is int:
             return self._from_epoch(value, ctx)
         if kind is not str:
-            ctx.fail(f"expected an ISO-8601 date-time string or epoch {self.unit} (Avro {self.logical}), "
-                     f"got {json_kind(value)}")
+            ctx.fail(
+                f"expected an ISO-8601 date-time string or epoch {self.unit} (Avro {self.logical}), "
+                f"got {json_kind(value)}"
+            )
             return None
         parsed = _parse_datetime(value)
         if parsed is None:
@@ -142,8 +144,10 @@ class TimeNode(Node):
                 return None
             return self._from_units(value)
         if type(value) is not str:
-            ctx.fail(f"expected a time of day 'HH:MM:SS.sss' or {self.unit} since midnight "
-                     f"(Avro {self.logical}), got {json_kind(value)}")
+            ctx.fail(
+                f"expected a time of day 'HH:MM:SS.sss' or {self.unit} since midnight "
+                f"(Avro {self.logical}), got {json_kind(value)}"
+            )
             return None
         try:
             if not _TIME.match(value):
@@ -216,8 +220,10 @@ class DecimalNode(Node):
 
     def _fit(self, number: Decimal, shown: str, ctx: Ctx) -> Decimal | None:
         if number and number.adjusted() >= self.precision - self.scale:
-            ctx.fail(f"{shown} has too many digits for Avro {self.logical} "
-                     f"(at most {self.precision - self.scale} before the point)")
+            ctx.fail(
+                f"{shown} has too many digits for Avro {self.logical} "
+                f"(at most {self.precision - self.scale} before the point)"
+            )
             return None
         try:
             fitted = number.quantize(self.quantum, context=self.context)
