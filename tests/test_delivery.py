@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from schemas.contracts import Contract
 from tests.fixtures.broker import LocalKafka, unique
@@ -275,3 +277,61 @@ async def _hundred_streams(url: str, settings: Any, topic: str) -> list[float]:
             await asyncio.to_thread(produce_events, settings, topic, events)
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
     return latencies
+
+
+def test_websocket_streams_the_same_frames_and_takes_ack_and_resume(chat_setup: tuple[Any, str]) -> None:
+    settings, topic = chat_setup
+    with running_node(settings, [topic], group=unique("delivery")) as node:
+        produce_events(settings, topic, [chat_event("c", i, userId="w") for i in range(4)])
+        url = node.url.replace("http://", "ws://") + f"/v1/mailboxes/w/ws?access_token={token('w')}"
+        with connect(url, open_timeout=10) as ws:
+            frames = [json.loads(ws.recv(timeout=20)) for _ in range(4)]
+            assert [f["data"]["event"]["sequence"] for f in frames] == [0, 1, 2, 3]
+            assert all(f["event"] == CHAT and f["id"] == f["data"]["cursor"] for f in frames)
+            ws.send(json.dumps({"ack": frames[1]["id"]}))
+            acked = json.loads(ws.recv(timeout=10))
+            assert acked == {"event": "acked", "data": {**acked["data"], "acked": frames[1]["id"]}}
+            ws.send(json.dumps({"resume": frames[0]["id"]}))
+            again = [json.loads(ws.recv(timeout=10)) for _ in range(3)]
+            assert [f["data"]["event"]["sequence"] for f in again] == [1, 2, 3]
+            ws.send("not json")
+            assert json.loads(ws.recv(timeout=10))["event"] == "error"
+        with pytest.raises(InvalidStatus) as refused, connect(url.replace(token("w"), token("x")), open_timeout=10):
+            pass
+        assert refused.value.response.status_code == 403
+
+
+def test_a_stream_on_an_api_only_node_wakes_when_another_node_writes(
+    kafka_broker: LocalKafka, registry_emulator: Any, postgres_server: Any, tmp_path: Path
+) -> None:
+    topic = kafka_broker.create_topic("chat", partitions=2)
+    settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
+    settings = delivery_settings(settings, postgres_server.new_database())
+    register_contracts(settings)
+    group = unique("delivery")
+    with running_node(settings, [topic], group=group) as writer, \
+            running_node(settings, [], group=group, consume=False) as reader:
+        stream = SseClient(f"{reader.url}/v1/mailboxes/x/stream", headers=auth("x"))
+        with stream.connect() as events:
+            started = time.monotonic()
+            produce_events(settings, topic, [chat_event("c", 0, userId="x")])
+            first = next(e for e in events if e.data)
+            woken_s = time.monotonic() - started
+            _terminate_listeners(postgres_server, settings.delivery.store)  # the reader's LISTEN connection dies
+            produce_events(settings, topic, [chat_event("c", 1, userId="x")])
+            second = next(e for e in events if e.data)
+        health = httpx.get(f"{reader.url}/healthz").json()
+    assert first.json()["event"]["sequence"] == 0 and second.json()["event"]["sequence"] == 1
+    assert woken_s < 5, f"the API-only node took {woken_s:.1f} s to send a message another node wrote"
+    assert health["consuming"] is False and health["healthy"] is True
+    assert writer.url != reader.url
+
+
+def _terminate_listeners(postgres_server: Any, url: str) -> None:
+    import psycopg
+
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server.admin_dsn, autocommit=True) as conn:
+        killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND "
+                              "query LIKE 'LISTEN%%'", [database]).fetchall()
+    assert killed, "no LISTEN connection found"
