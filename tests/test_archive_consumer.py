@@ -16,9 +16,9 @@ from kafka_consumer.archive import ArchiveSink, archive_offsets, read_archive
 from kafka_consumer.dead_letters import read_dead_letter
 from kafka_consumer.wiring import build_worker
 from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.events import chat_event
+from tests.fixtures.readers import read_all
 from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
-from tests.test_dead_letters import read_all
-from tests.test_end_to_end import chat_event
 
 
 def produce_chat(settings: Settings, topic: str, count: int) -> None:

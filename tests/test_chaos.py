@@ -13,15 +13,10 @@ run's choice of victims and gaps (timing still differs).
 
 from __future__ import annotations
 
-import os
-import random
 import sqlite3
-import threading
-import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,156 +26,25 @@ from hubstream.settings import Settings
 from kafka_consumer.archive import archive_offsets, read_archive
 from kafka_consumer.archive.layout import final_files, partition_dir
 from tests.fixtures.broker import LocalKafka, unique
-from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
+from tests.fixtures.chaos import Feed, run_chaos
+from tests.fixtures.events import chat_event
+from tests.fixtures.services import CHAT, make_settings, write_catalog
 from tests.fixtures.workers import WorkerPool
-from tests.test_end_to_end import chat_event
 
 pytestmark = pytest.mark.chaos
 
 EVENTS = 20_000
 CONVERSATIONS = 50
 PARTITIONS = 3
-WORKERS = 3
-PRODUCE_S = 25.0  # production is spread over this long, in batches
-BATCH = 200
-KILLS = 7
-KILL_GAP_S = (3.0, 6.0)
-SETTLE_TIMEOUT_S = 120.0  # after the last kill, for the output to be complete
 # Files roll every 0.5 s (the default 60 s would hold back durable progress, and so commits, for a minute) but
 # commits come only every 3 s: most kills then land where final files are ahead of the committed offset (the
 # case the archive's start_offsets() is for), and where handled records are not committed yet (redeliveries).
 CONSUMER = {"archive_roll_seconds": 0.5, "commit_interval_ms": 3000}
 
 
-# --- the load ---------------------------------------------------------------------------------------------
-
-
 def chaos_events() -> list[dict[str, Any]]:
     """EVENTS chat events over CONVERSATIONS keys, each conversation's sequence counting up from 0."""
     return [chat_event(f"conv-{i % CONVERSATIONS:02d}", i // CONVERSATIONS) for i in range(EVENTS)]
-
-
-class Feed(threading.Thread):
-    """Produces the events in batches spread over PRODUCE_S; each batch is flushed before the next, so every
-    conversation's records reach the broker in sequence order."""
-
-    def __init__(self, settings: Settings, topic: str, events: list[dict[str, Any]]) -> None:
-        super().__init__(name="chaos-feed", daemon=True)
-        self.settings, self.topic, self.events = settings, topic, events
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.produced = 0
-        self.seconds = 0.0
-
-    def run(self) -> None:
-        started = time.monotonic()
-        batches = range(0, len(self.events), BATCH)
-        pace = PRODUCE_S / len(batches)
-        try:
-            for n, first in enumerate(batches):
-                if self.stop.wait(max(0.0, started + n * pace - time.monotonic())):
-                    return
-                produce_events(self.settings, self.topic, self.events[first : first + BATCH])
-                self.produced = min(first + BATCH, len(self.events))
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
-            self.error = exc
-        finally:
-            self.seconds = time.monotonic() - started
-
-    def finish(self, timeout: float) -> None:
-        self.join(timeout)
-        assert not self.is_alive(), f"production did not end within {timeout} s ({self.produced} produced)"
-        if self.error is not None:
-            raise self.error
-        assert self.produced == len(self.events)
-
-
-# --- the chaos ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Kill:
-    at_s: float  # since the feed started
-    victim: str
-    owned: tuple[str, ...]  # its partitions according to /readyz just before the kill
-
-
-@dataclass
-class ChaosRun:
-    seed: int
-    kills: list[Kill] = field(default_factory=list)
-    produce_s: float = 0.0
-    settle_s: float = 0.0  # from the last kill to complete output
-    total_s: float = 0.0
-
-    @property
-    def owner_kills(self) -> int:
-        return sum(1 for k in self.kills if k.owned)
-
-    def summary(self) -> str:
-        return (
-            f"seed {self.seed}; {len(self.kills)} kills ({self.owner_kills} of partition owners); produced in "
-            f"{self.produce_s:.1f} s; complete {self.settle_s:.1f} s after the last kill; {self.total_s:.1f} s"
-        )
-
-
-def chaos_seed() -> int:
-    return int(os.environ.get("HS_TEST_CHAOS_SEED") or random.randrange(2**32))
-
-
-def kill_and_replace(pool: WorkerPool, args: list[str], rng: random.Random, started: float) -> Iterator[Kill]:
-    """Every KILL_GAP_S, SIGKILL a random live worker that owns partitions (any live one while a rebalance leaves
-    none owning) and start a replacement, KILLS times."""
-    for n in range(KILLS):
-        time.sleep(rng.uniform(*KILL_GAP_S))
-        live = sorted((w for w in pool.workers if w.alive()), key=lambda w: w.log_file.name)
-        owners = [w for w in live if w.partitions()]
-        victim = rng.choice(owners or live)
-        owned = tuple(victim.partitions())
-        victim.kill()
-        pool.start(f"r{n}", *args)
-        yield Kill(round(time.monotonic() - started, 1), victim.log_file.stem, owned)
-
-
-def wait_until(done: Callable[[], bool], progress: Callable[[], str], pool: WorkerPool) -> None:
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while not done():
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {w.log_file.name}\n{w.log()[-1500:]}" for w in pool.workers if w.alive())
-            raise AssertionError(f"not complete {SETTLE_TIMEOUT_S:.0f} s after the last kill: {progress()}\n{logs}")
-        time.sleep(0.5)
-
-
-def run_chaos(
-    pool: WorkerPool, args: list[str], feed: Feed, done: Callable[[], bool], progress: Callable[[], str]
-) -> ChaosRun:
-    """WORKERS workers run `args` through the feed and the kills until done(); then all are stopped (SIGTERM),
-    as on any failure."""
-    run = ChaosRun(chaos_seed())
-    rng = random.Random(run.seed)
-    started = time.monotonic()
-    try:
-        pool.wait_ready([pool.start(f"w{i}", *args) for i in range(WORKERS)])
-        feed_started = time.monotonic()
-        feed.start()
-        run.kills = list(kill_and_replace(pool, args, rng, feed_started))
-        last_kill = time.monotonic()
-        feed.finish(SETTLE_TIMEOUT_S)
-        run.produce_s = feed.seconds
-        # the last replacements must be up before the SIGTERM: one still importing would just die of it
-        pool.wait_ready([w for w in pool.workers if w.alive()], SETTLE_TIMEOUT_S)
-        wait_until(done, progress, pool)
-        run.settle_s = time.monotonic() - last_kill
-    finally:
-        feed.stop.set()
-        pool.stop_all()
-    run.total_s = time.monotonic() - started
-    assert not any(w.alive() for w in pool.workers), "a worker outlived the test"
-    survivors = [w for w in pool.workers if w.killed_at is None]
-    assert [w.process.returncode for w in survivors] == [0] * WORKERS, "\n".join(
-        f"--- {w.log_file.name} exited {w.process.returncode}\n{w.log()[-2000:]}" for w in survivors
-    )
-    return run
 
 
 @pytest.fixture

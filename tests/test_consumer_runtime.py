@@ -20,6 +20,7 @@ from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.monitoring import MonitoringServer
 from kafka_consumer.options import WorkerOptions
 from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.events import chat_event
 from tests.fixtures.services import (
     CHAT,
     commit_spy,
@@ -28,14 +29,7 @@ from tests.fixtures.services import (
     running_worker,
     write_catalog,
 )
-from tests.test_end_to_end import chat_event
-
-
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+from tests.fixtures.waiting import wait_for
 
 
 def topic_settings(
@@ -94,7 +88,7 @@ def test_key_ordered_concurrency_keeps_per_key_order_and_commits_never_pass_an_u
     factory, commits = commit_spy(check_commit)
     group = unique("ordered")
     with running_worker(settings, group, [topic], handler, consumer_factory=factory):
-        wait_until(lambda: sum(len(o) for o in order.values()) >= keys * per_key, 60, "every event")
+        wait_for(lambda: sum(len(o) for o in order.values()) >= keys * per_key, "every event", 60)
 
     assert not same_key_overlaps, "two records of one key ran at once"
     assert not unsafe_commits
@@ -129,7 +123,7 @@ def test_commits_stay_under_the_rate_cap_during_a_burst(
     factory, commits = commit_spy()
     group = unique("burst")
     with running_worker(settings, group, [topic], handler, consumer_factory=factory):
-        wait_until(lambda: handled[0] >= total, 120, "the burst to be handled")
+        wait_for(lambda: handled[0] >= total, "the burst to be handled", 120)
 
     times: dict[int, list[float]] = defaultdict(list)
     for at, offsets in commits:
@@ -161,13 +155,13 @@ def test_a_slow_handler_pauses_its_partition_and_nothing_is_lost_on_resume(
     with running_worker(settings, unique("slow"), [topic], handler) as worker:
         pending = worker.metrics.pending.labels(worker.group, topic, "0")
         paused = worker.metrics.paused.labels(worker.group)
-        wait_until(lambda: paused._value.get() == 1, 30, "the partition to be paused")
+        wait_for(lambda: paused._value.get() == 1, "the partition to be paused", 30)
         most = 0.0
         for _ in range(20):  # held at the bound while the handler is blocked
             most = max(most, pending._value.get())
             time.sleep(0.05)
         gate.set()
-        wait_until(lambda: len(seen) >= total, 60, "every record after resuming")
+        wait_for(lambda: len(seen) >= total, "every record after resuming", 60)
     assert most <= 2 * 20, f"{most} records buffered for a bound of 20"
     assert seen == list(range(total))
 
@@ -191,9 +185,9 @@ def test_revocation_waits_for_records_in_flight_and_commits_before_letting_go(
 
     group = unique("handover")
     with running_worker(settings, group, [topic], handler_for("a")):
-        wait_until(lambda: len(handled) >= 5, 30, "the first member to start")
+        wait_for(lambda: len(handled) >= 5, "the first member to start", 30)
         with running_worker(settings, group, [topic], handler_for("b")):
-            wait_until(lambda: len({o for _, o in handled}) >= total, 60, "every record")
+            wait_for(lambda: len({o for _, o in handled}) >= total, "every record", 60)
     offsets = [o for _, o in handled]
     assert sorted(offsets) == list(range(total)), "a record was handled twice or never"
     assert {name for name, _ in handled} <= {"a", "b"}
@@ -210,7 +204,7 @@ def test_ops_endpoint_reports_owner_standby_and_metrics(
         running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as owner,
         MonitoringServer(owner) as ops,
     ):
-        wait_until(lambda: len(seen) == 10, 30, "the records")
+        wait_for(lambda: len(seen) == 10, "the records", 30)
         with (
             running_worker(settings, group, [topic], lambda e: seen.append(e.offset)) as second,
             MonitoringServer(second) as second_ops,
@@ -219,7 +213,7 @@ def test_ops_endpoint_reports_owner_standby_and_metrics(
             def states() -> set[str]:
                 return {httpx.get(f"{url}/readyz", timeout=5).json()["state"] for url in (ops.url, second_ops.url)}
 
-            wait_until(lambda: states() == {"owner", "standby"}, 30, "one owner and one standby")
+            wait_for(lambda: states() == {"owner", "standby"}, "one owner and one standby", 30)
             ready = [httpx.get(f"{url}/readyz", timeout=5) for url in (ops.url, second_ops.url)]
             assert [r.status_code for r in ready] == [200, 200]
             owner_status = next(r.json() for r in ready if r.json()["state"] == "owner")
@@ -247,7 +241,7 @@ def test_sync_and_async_handlers_get_events_with_their_metadata(
         got.append(event)
 
     with running_worker(settings, unique("meta"), [topic], handler):
-        wait_until(lambda: got, 30, "the event")
+        wait_for(lambda: got, "the event", 30)
     [event] = got
     assert (event.topic, event.partition, event.offset, event.key) == (topic, 0, 0, b"conv-9")
     assert event.schema_name == CHAT and len(event.schema_id) == 32 and event.timestamp_ms
@@ -265,11 +259,11 @@ def test_a_handler_over_its_budget_is_logged_and_one_stuck_past_the_limit_makes_
         caplog.at_level("WARNING", logger="kafka_consumer"),
         running_worker(settings, unique("stuck"), [topic], lambda e: release.wait(30), options=options) as worker,
     ):
-        wait_until(lambda: not worker.status().healthy, 30, "the stuck handler to be reported")
+        wait_for(lambda: not worker.status().healthy, "the stuck handler to be reported", 30)
         [problem] = worker.status().problems
         assert f"handler for {topic}[0]@0 stuck" in problem
         release.set()
-        wait_until(lambda: worker.status().healthy, 10, "the worker to recover")
+        wait_for(lambda: worker.status().healthy, "the worker to recover", 10)
     assert any("over its 0.5 s budget" in r.getMessage() for r in caplog.records), [
         r.getMessage() for r in caplog.records
     ]
@@ -289,7 +283,7 @@ def test_a_handler_that_raises_systemexit_stops_its_partition_instead_of_the_wor
 
     group = unique("exit")
     with running_worker(settings, group, [topic], handler) as worker:
-        wait_until(lambda: not worker.status().healthy, 30, "the stop to be reported")
+        wait_for(lambda: not worker.status().healthy, "the stop to be reported", 30)
         [problem] = worker.status().problems
         time.sleep(1.2)  # a commit of the finished prefix
     assert "unexpected SystemExit" in problem and f"{topic}[0]@1" in problem
@@ -324,7 +318,7 @@ def test_a_record_backing_off_between_retries_does_not_hold_up_other_keys(
             done[f"{key}-{event.value['sequence']}"] = time.monotonic()
 
     with running_worker(settings, unique("backoff"), [topic], handler):
-        wait_until(lambda: "slow-0" in done, 30, "the retried record")
+        wait_for(lambda: "slow-0" in done, "the retried record", 30)
     fast = [done[f"fast-{i}"] for i in range(1, 11)]
     assert len(attempts) == 2 and max(fast) < done["slow-0"], "the other key waited for the retries"
     assert max(fast) < attempts[1], "the other key waited for the first backoff"

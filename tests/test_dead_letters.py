@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from devstack.topics import ensure_topics
 from hubstream.settings import Settings
@@ -24,41 +24,12 @@ from schemas.natural import NaturalJson
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
 from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.events import chat_event
+from tests.fixtures.readers import read_all
 from tests.fixtures.services import CHAT, make_settings, running_worker, write_catalog
-from tests.test_consumer_runtime import wait_until
-from tests.test_end_to_end import chat_event
+from tests.fixtures.waiting import wait_for
 
 FAST_RETRIES = {"retry_attempts": 3, "retry_initial_backoff_ms": 10, "retry_max_backoff_ms": 50}
-
-
-def read_all(broker: LocalKafka, topic: str, partitions: int = 1, timeout: float = 20) -> list[Message]:
-    """Every record of a topic, from the beginning to the end of each partition (EOF, not a watermark query)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap_servers,
-            "group.id": unique("reader"),
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    records: list[Message] = []
-    at_end: set[int] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while len(at_end) < partitions and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-                continue
-            at_end.discard(message.partition())
-            records.append(message)
-    finally:
-        consumer.close()
-    return records
 
 
 class PoisonTopic:
@@ -129,7 +100,7 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
 
     group = unique("poison")
     with running_worker(settings, group, [topic], handler) as worker:
-        wait_until(lambda: 7 in handled, 30, "the record after the poison")
+        wait_for(lambda: 7 in handled, "the record after the poison", 30)
         time.sleep(1.2)  # the next commit
         metrics = worker.metrics
 
@@ -161,7 +132,7 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
     assert (summary.read, summary.replayed) == (5, 1)
     again: list[ConsumedEvent] = []
     with running_worker(settings, group, [topic], again.append):
-        wait_until(lambda: again, 30, "the replayed record")
+        wait_for(lambda: again, "the replayed record", 30)
     [event] = again
     assert event.offset == 8 and event.value["sequence"] == 4 and event.value["content"] == "fail-always"
     assert dict(event.headers)[dlq.REPLAYED_FROM] == f"{topic}.dlq/0/3".encode()
@@ -191,7 +162,7 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
         running_worker(settings, group, [topic], lambda e: handled.append(e.offset)) as worker,
         MonitoringServer(worker) as ops,
     ):
-        wait_until(lambda: not worker.status().healthy, 30, "the worker to report the stop")
+        wait_for(lambda: not worker.status().healthy, "the worker to report the stop", 30)
         health = httpx.get(f"{ops.url}/healthz", timeout=5)
         time.sleep(1.5)  # commits keep running for the partition's finished prefix
         assert handled == [0], "a record after the stuck one was handled"

@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 from schemas.contracts import Contract
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.delivery import SseClient, auth, delivery_settings, running_node, token
+from tests.fixtures.events import chat_event
 from tests.fixtures.services import (
     CHAT,
     MINUTES,
@@ -29,7 +30,6 @@ from tests.fixtures.services import (
 )
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import WorkerPool
-from tests.test_end_to_end import chat_event
 
 
 @pytest.fixture

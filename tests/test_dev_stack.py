@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from hubstream.ports import free_port
+from tests.fixtures.events import chat_event
 from tests.fixtures.waiting import wait_for
-from tests.test_end_to_end import chat_event
 
 STARTUP_TIMEOUT_S = 90
 

@@ -31,7 +31,7 @@ from kafka_consumer.admin.dlq_replay import (
     replay,
 )
 from tests.fixtures.broker import LocalKafka, unique
-from tests.test_dead_letters import read_all
+from tests.fixtures.readers import read_all
 
 PARTITIONS = 2
 ERRORS = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,22 +15,8 @@ from confluent_kafka import Consumer
 from hubstream import kafka_config
 from hubstream.settings import Settings
 from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.events import chat_event
 from tests.fixtures.services import CHAT, Collected, make_settings, producer_api, running_worker, write_catalog
-
-
-def chat_event(conversation: str = "conv-1", sequence: int = 0, **overrides: Any) -> dict[str, Any]:
-    event = {
-        "eventId": str(uuid.uuid4()),
-        "conversationId": conversation,
-        "userId": "user-1",
-        "sequence": sequence,
-        "content": f"chunk {sequence} of {conversation}",
-        "final": False,
-        "createdAt": "2026-01-01T12:00:00.123Z",
-        "metadata": {"model": "gpt", "lang": "ko"},
-    }
-    event.update(overrides)
-    return event
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ import pytest
 from bench.failover_members import DELAY_ENV, FILE_ENV, Line, read_lines, wait_for
 from hubstream.settings import Settings
 from tests.fixtures.broker import LocalKafka, unique
+from tests.fixtures.events import chat_event
 from tests.fixtures.registry import RegistryEmulator
 from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
 from tests.fixtures.workers import WorkerPool, WorkerProcess
-from tests.test_end_to_end import chat_event
 
 HANDLER = "bench.failover_members:record"
 

@@ -12,8 +12,8 @@ import pytest
 from devstack.provisioning import provision
 from hubstream.ports import free_port
 from tests.fixtures.broker import LocalKafka
+from tests.fixtures.events import chat_event
 from tests.fixtures.services import CHAT, MINUTES, make_settings, producer_api, write_catalog
-from tests.test_end_to_end import chat_event
 
 
 @pytest.fixture(scope="module")
