@@ -88,6 +88,21 @@ class OwnedPartitions:
     def stopped(self) -> dict[TP, str]:
         return {tp: owned.stopped for tp, owned in self._owned.items() if owned.stopped}
 
+    def start_at(
+        self, consumer: Consumer, new: list[TopicPartition], starts: dict[TP, int], *, cooperative: bool
+    ) -> None:
+        """Start new partitions where the processor says (past output it holds durably) instead of at the commit."""
+        for tp in new:
+            start = starts.get((tp.topic, tp.partition))
+            owned = self._owned.get((tp.topic, tp.partition))
+            if start is not None and owned is not None:
+                tp.offset = start
+                owned.offsets.start_at(start)  # the skipped records count as committable even if nothing follows
+        if cooperative:
+            consumer.incremental_assign(new)
+        else:
+            consumer.assign(new)
+
     def remove(self, tps: set[TP]) -> None:
         for tp in tps:
             self._owned.pop(tp, None)

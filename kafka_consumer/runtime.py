@@ -28,7 +28,6 @@ from typing import Any
 
 from confluent_kafka import (
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     TopicPartition,
@@ -38,6 +37,7 @@ from hubstream import kafka_config
 from hubstream.errors import BrokerError, ConfigurationError
 from hubstream.settings import Settings
 from kafka_consumer.broker_offsets import committed_offsets, observe_lag
+from kafka_consumer.client_errors import check_record_error, client_error_logger
 from kafka_consumer.commits import Committer
 from kafka_consumer.health import Health, WorkerStatus, log_rebalance
 from kafka_consumer.metrics import WorkerMetrics
@@ -88,10 +88,6 @@ class ConsumerWorker:
         self._stop.set()
 
     @property
-    def member_id(self) -> str | None:
-        return self.health.member_id
-
-    @property
     def assigned(self) -> set[TP]:
         return set(self.health.assigned)
 
@@ -103,7 +99,8 @@ class ConsumerWorker:
         raises to stop the worker (e.g. ProcessingStopped)."""
         with self._resources:
             self.processor.start(WorkerContext(self.group, self.options, self.metrics, self.health))
-            consumer = self._consumer = self._consumer_factory({**self._config, "error_cb": self._on_client_error})
+            config = {**self._config, "error_cb": client_error_logger(self.group)}
+            consumer = self._consumer = self._consumer_factory(config)
             try:
                 consumer.subscribe(
                     self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -137,12 +134,7 @@ class ConsumerWorker:
         if hold:
             time.sleep(_HOLD_STEP_S)
         else:
-            batch = max(1, min(_MAX_BATCH, self.options.max_pending_per_partition))
-            try:
-                messages = consumer.consume(batch, timeout=_POLL_TIMEOUT_S)
-            except KafkaException as exc:  # fatal: e.g. fenced, or authentication that can never succeed
-                raise BrokerError(f"group {self.group}: the consumer failed: {exc.args[0].str()}") from exc
-            self._accept(messages)
+            self._accept(self._fetch(consumer))
         self.health.polled()
         self._take_reports()
         self._owned.resume(consumer, self._backpressure.to_resume())
@@ -150,14 +142,27 @@ class ConsumerWorker:
         if time.monotonic() - self._last_observe >= _OBSERVE_EVERY_S:
             self._last_observe = time.monotonic()
             self.processor.tick()
-            self._observe(consumer)
+            self.health.member_id = consumer.memberid() or self.health.member_id
+            observe_lag(self.group, consumer, self._owned, self.metrics)
+
+    def _fetch(self, consumer: Consumer) -> list[Message]:
+        """Wait (bounded) for one record, then take what else is there without waiting: consume(n, timeout) alone
+        would hold a lone record until n arrived or the timeout passed, adding up to the timeout to its latency."""
+        batch = max(1, min(_MAX_BATCH, self.options.max_pending_per_partition))
+        try:
+            messages = consumer.consume(1, timeout=_POLL_TIMEOUT_S)
+            if messages and batch > 1:
+                messages += consumer.consume(batch - 1, timeout=0)
+        except KafkaException as exc:  # fatal: e.g. fenced, or authentication that can never succeed
+            raise BrokerError(f"group {self.group}: the consumer failed: {exc.args[0].str()}") from exc
+        return messages
 
     def _accept(self, messages: list[Message]) -> None:
         records: list[tuple[Lane, Message]] = []
         for message in messages:
             error = message.error()
             if error is not None:
-                self._on_message_error(error)
+                check_record_error(self.group, error)
                 continue
             lane = self._owned.track(message)
             if lane is not None:
@@ -181,22 +186,6 @@ class ConsumerWorker:
                 self._consumer, self._owned, self.processor.commit_limit, force=force, only=only
             )
 
-    def _on_message_error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            return
-        if error.fatal():
-            raise BrokerError(f"fatal consumer error: {error.str()}")
-        # e.g. a subscribed topic that does not exist yet; librdkafka keeps retrying
-        log.warning("group %s: %s", self.group, error.str(), extra={"event": "consumer_error", "group": self.group})
-
-    def _on_client_error(self, error: KafkaError) -> None:
-        log.warning(
-            "group %s: kafka client error: %s",
-            self.group,
-            error.str(),
-            extra={"event": "client_error", "group": self.group},
-        )
-
     # --- rebalance callbacks (run inside consume(), on this thread) ------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -209,22 +198,10 @@ class ConsumerWorker:
                 lanes, lambda: committed_offsets(consumer, self.group, [lane.tp for lane in lanes])
             )
             if starts:
-                self._start_at(consumer, new, starts)
+                cooperative = "cooperative" in str(self._config.get("partition.assignment.strategy"))
+                self._owned.start_at(consumer, new, starts, cooperative=cooperative)
+                log.info("group %s: resuming from the processor's durable output: %s", self.group, starts)
         log_rebalance(self.group, "assigned", consumer.memberid(), partitions, self._owned.tps, "nothing (standby)")
-
-    def _start_at(self, consumer: Consumer, new: list[TopicPartition], starts: dict[TP, int]) -> None:
-        """Start new partitions where the processor says (past output it holds durably), not at the commit."""
-        for tp in new:
-            start = starts.get((tp.topic, tp.partition))
-            owned = self._owned.get((tp.topic, tp.partition))
-            if start is not None and owned is not None:
-                tp.offset = start
-                owned.offsets.start_at(start)  # the skipped records count as committable even if nothing follows
-        log.info("group %s: resuming from the processor's durable output: %s", self.group, starts)
-        if "cooperative" in str(self._config.get("partition.assignment.strategy")):
-            consumer.incremental_assign(new)
-        else:
-            consumer.assign(new)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels(self.group, "revoke").inc()
@@ -266,7 +243,3 @@ class ConsumerWorker:
         self.health.member_id = consumer.memberid() or self.health.member_id
         self.health.joined = True
         self.metrics.assigned.labels(self.group).set(len(self._owned))
-
-    def _observe(self, consumer: Consumer) -> None:
-        self.health.member_id = consumer.memberid() or self.health.member_id
-        observe_lag(self.group, consumer, self._owned, self.metrics)
