@@ -52,9 +52,11 @@ StateDirOption = Annotated[
 ]
 
 
-def load_settings(state_dir: Path | None = None) -> Settings:
-    """Settings from env/.env, with --state-dir taking precedence when given."""
-    return settings_module.load_settings(**({"state_dir": state_dir} if state_dir is not None else {}))
+def load_settings(state_dir: Path | None = None, **values: object) -> Settings:
+    """Settings from env/.env; --state-dir and other options given on the command line take precedence."""
+    if state_dir is not None:
+        values["state_dir"] = state_dir
+    return settings_module.load_settings(**values)
 
 
 def setup_logging(settings: Settings) -> None:

@@ -27,6 +27,14 @@ app = Commands(
 stdout = Console()
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable result to stdout")]
+ContractsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--contracts-dir",
+        help="Directory of .avsc contracts [default: ./schemas/avro when it exists, else HUBSTREAM_CONTRACTS_DIR or "
+        "the contracts installed with hubstream]",
+    ),
+]
 
 
 @app.command()
@@ -42,6 +50,7 @@ def check(
         int | None, typer.Option("--quota", help="Warn if registering would exceed N versions (Standard tier: 25)")
     ] = None,
     as_json: JsonOption = False,
+    contracts_dir: ContractsDirOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
     """Exit 0 if every contract is compatible with what came before it, 1 (with the reasons) if not."""
@@ -55,7 +64,7 @@ def check(
         raise typer.BadParameter("--quota needs --against registry (it counts registered versions)")
     usage: ops.QuotaUsage | None = None
     if against == "registry":
-        settings = _settings(state_dir)
+        settings = _settings(state_dir, contracts_dir)
         contracts = _contracts(settings)
         group = ops.emulator_group(settings)
         effective = chosen or (group.mode if group is not None else ops.DEFAULT_MODE)
@@ -64,13 +73,14 @@ def check(
         if quota is not None:
             usage = ops.quota_usage(quota, checks, history, group)
     else:
-        settings = load_settings(state_dir)
+        settings = _local_settings(state_dir, contracts_dir)
         effective = chosen or ops.DEFAULT_MODE
         checks = ops.check_against_git(_contracts(settings).values(), against.removeprefix("git:"), effective)
     compatible = all(c.compatible for c in checks)
     if as_json:
         result = {
             "against": against,
+            "contractsDir": str(settings.contracts_dir),
             "mode": effective.value,
             "compatible": compatible,
             "schemas": [c.as_dict() for c in checks],
@@ -91,12 +101,13 @@ def check(
 def register(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change, register nothing")] = False,
     as_json: JsonOption = False,
+    contracts_dir: ContractsDirOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
     """Register every contract in the schema group (idempotent: unchanged ones keep their version)."""
     rows: list[dict[str, Any]] = []
     try:
-        settings = _settings(state_dir)
+        settings = _settings(state_dir, contracts_dir)
         contracts = _contracts(settings)
         with SchemaRegistry.from_settings(settings) as registry:
             for contract in contracts.values():
@@ -112,12 +123,14 @@ def register(
 
 
 @app.command("list")
-def list_schemas(as_json: JsonOption = False, state_dir: StateDirOption = None) -> None:
+def list_schemas(
+    as_json: JsonOption = False, contracts_dir: ContractsDirOption = None, state_dir: StateDirOption = None
+) -> None:
     """The contracts' schemas and their registered versions in the group.
 
     Azure's API cannot list a group's schema names, so the names come from the contracts directory.
     """
-    settings = _settings(state_dir)
+    settings = _settings(state_dir, contracts_dir)
     contracts = _contracts(settings)
     with SchemaRegistry.from_settings(settings) as registry:
         listed = {name: [v.version for v in ops.registered_versions(registry, name)] for name in contracts}
@@ -160,11 +173,17 @@ def diff(
     _print_findings(f"v{a} reading data written with v{b} (forward)", forward)
 
 
-def _settings(state_dir: Path | None) -> Settings:
-    return with_local_stack(load_settings(state_dir))
+def _settings(state_dir: Path | None, contracts_dir: Path | None = None) -> Settings:
+    return with_local_stack(_local_settings(state_dir, contracts_dir))
+
+
+def _local_settings(state_dir: Path | None, contracts_dir: Path | None) -> Settings:
+    return load_settings(state_dir, **({"contracts_dir": contracts_dir.resolve()} if contracts_dir else {}))
 
 
 def _contracts(settings: Settings) -> dict[str, Contract]:
+    """The contracts, saying where they came from (on stderr, so --json output stays clean)."""
+    console.print(f"contracts from {settings.contracts_dir}", highlight=False, soft_wrap=True)
     contracts = load_contracts(settings.contracts_dir)
     if not contracts:
         raise ContractError(f"no .avsc contracts in {settings.contracts_dir} (set HUBSTREAM_CONTRACTS_DIR)")
