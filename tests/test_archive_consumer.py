@@ -19,13 +19,16 @@ from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.events import chat_event
 from tests.fixtures.readers import read_all
 from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
+from tests.fixtures.waiting import wait_for
 
 
 def produce_chat(settings: Settings, topic: str, count: int) -> None:
     produce_events(settings, topic, [chat_event(f"conv-{i % 5}", i) for i in range(count)])
 
 
-def archive_until(settings: Settings, group: str, topic: str, root: Path, expected: int) -> None:
+def archive_until(
+    broker: LocalKafka, settings: Settings, group: str, topic: str, root: Path, expected: int
+) -> None:
     """Run a worker with the archive sink until it owns both partitions and `expected` records are durable, then
     stop it (flush + commit)."""
     import threading
@@ -38,7 +41,9 @@ def archive_until(settings: Settings, group: str, topic: str, root: Path, expect
     while len(worker.assigned) < 2 or sum(len(archive_offsets(root, topic, p)) for p in range(2)) < expected:
         assert time.monotonic() < deadline, "archive did not fill up"
         time.sleep(0.2)
-    time.sleep(1.2)  # a commit interval
+    ends = {p: max(archive_offsets(root, topic, p), default=-1) + 1 for p in range(2)}
+    wait_for(lambda: all(broker.committed(group, topic, 2)[p] >= end for p, end in ends.items()),
+             "the commit of what is archived")
     worker.stop()
     thread.join(30)
 
@@ -59,7 +64,7 @@ def archived(kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path) -
     settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
     produce_chat(settings, topic, 40)
     group, root = unique("archive"), tmp_path / "archive"
-    archive_until(settings, group, topic, root, 40)
+    archive_until(kafka_broker, settings, group, topic, root, 40)
     return Archived(settings, topic, group, root)
 
 
@@ -74,7 +79,7 @@ def test_every_offset_is_archived_once_even_when_commits_were_lost(
     # The process "died after the files were renamed but before the commit": rewind the group's offsets.
     apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
     produce_chat(settings, topic, 10)
-    archive_until(settings, group, topic, root, 50)
+    archive_until(kafka_broker, settings, group, topic, root, 50)
 
     for p in range(2):
         offsets = archive_offsets(root, topic, p)
@@ -92,7 +97,7 @@ def test_a_member_resuming_past_the_commit_commits_its_start_even_when_nothing_f
     before = kafka_broker.committed(group, topic, 2)
     # "died after the rename, before the commit", and no record arrives afterwards
     apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "earliest"))
-    archive_until(settings, group, topic, root, 40)
+    archive_until(kafka_broker, settings, group, topic, root, 40)
     assert kafka_broker.committed(group, topic, 2) == before
 
 
@@ -107,7 +112,7 @@ def test_an_undecodable_record_is_dead_lettered_and_the_archive_moves_on(
     assert producer.flush(15) == 0
     produce_chat(settings, topic, 20)
     group, root = unique("archive"), tmp_path / "archive"
-    archive_until(settings, group, topic, root, 20)
+    archive_until(kafka_broker, settings, group, topic, root, 20)
 
     [letter] = [read_dead_letter(m) for m in read_all(kafka_broker, topic + ".dlq", partitions=2)]
     assert (letter.original_partition, letter.original_offset, letter.error_class) == (0, 0, "RecordDecodeError")

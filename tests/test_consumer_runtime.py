@@ -219,8 +219,13 @@ def test_ops_endpoint_reports_owner_standby_and_metrics(
             owner_status = next(r.json() for r in ready if r.json()["state"] == "owner")
             assert owner_status["partitions"] == [f"{topic}[0]"] and owner_status["memberId"]
             assert httpx.get(f"{ops.url}/healthz", timeout=5).status_code == 200
-            time.sleep(1.5)  # a commit and a lag observation
-            metrics = httpx.get(f"{ops.url}/metrics", timeout=5).text + httpx.get(f"{second_ops.url}/metrics").text
+            lag = f'hubstream_consumer_lag{{group="{group}",partition="0",topic="{topic}"}} 0.0'
+
+            def metrics_text() -> str:
+                return httpx.get(f"{ops.url}/metrics", timeout=5).text + httpx.get(f"{second_ops.url}/metrics").text
+
+            wait_for(lambda: lag in metrics_text(), "a commit and a lag observation", 30)
+            metrics = metrics_text()
     labels = f'group="{group}",topic="{topic}"'
     assert f"hubstream_consumer_records_processed_total{{{labels}}} 10.0" in metrics
     assert f'hubstream_consumer_rebalances_total{{group="{group}",kind="assign"}}' in metrics
@@ -285,7 +290,7 @@ def test_a_handler_that_raises_systemexit_stops_its_partition_instead_of_the_wor
     with running_worker(settings, group, [topic], handler) as worker:
         wait_for(lambda: not worker.status().healthy, "the stop to be reported", 30)
         [problem] = worker.status().problems
-        time.sleep(1.2)  # a commit of the finished prefix
+        wait_for(lambda: kafka_broker.committed(group, topic, 1) == {0: 1}, "the commit of the finished prefix", 30)
     assert "unexpected SystemExit" in problem and f"{topic}[0]@1" in problem
     assert handled == [0]
     assert kafka_broker.committed(group, topic, 1) == {0: 1}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
     group = unique("poison")
     with running_worker(settings, group, [topic], handler) as worker:
         wait_for(lambda: 7 in handled, "the record after the poison", 30)
-        time.sleep(1.2)  # the next commit
+        wait_for(lambda: kafka_broker.committed(group, topic, 1) == {0: 8}, "the commit past the poison", 30)
         metrics = worker.metrics
 
     assert handled == [0, 6, 7]
@@ -164,7 +163,8 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     ):
         wait_for(lambda: not worker.status().healthy, "the worker to report the stop", 30)
         health = httpx.get(f"{ops.url}/healthz", timeout=5)
-        time.sleep(1.5)  # commits keep running for the partition's finished prefix
+        # commits keep running for the partition's finished prefix
+        wait_for(lambda: kafka_broker.committed(group, topic, 1) == {0: 1}, "the commit of the finished prefix", 30)
         assert handled == [0], "a record after the stuck one was handled"
     assert health.status_code == 503
     [problem] = health.json()["problems"]
