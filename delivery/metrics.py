@@ -33,6 +33,32 @@ class DeliveryMetrics:
         self.requests = Counter(
             "hubstream_delivery_requests", "HTTP requests by route and status", ("route", "status"), registry=r
         )
+        self.webhooks = WebhookMetrics(r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class WebhookMetrics:
+    """Per endpoint: attempts by outcome, their latency, the pending backlog, and whether it is disabled."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "hubstream_webhook_attempts",
+            "Webhook requests by outcome (ok: a 2xx)",
+            ("endpoint", "outcome"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "hubstream_webhook_latency_seconds",
+            "Webhook request time",
+            ("endpoint",),
+            registry=registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.backlog = Gauge(
+            "hubstream_webhook_backlog", "Deliveries not yet succeeded or given up", ("endpoint",), registry=registry
+        )
+        self.disabled = Gauge(
+            "hubstream_webhook_disabled", "1 while the endpoint is disabled", ("endpoint",), registry=registry
+        )

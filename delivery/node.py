@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -28,6 +29,8 @@ from delivery.routing import load_routes
 from delivery.stores import MailboxStore, Retention, open_store
 from delivery.streams import Follow
 from delivery.wakeups import Wakeups
+from delivery.webhooks.api import WebhookService, webhook_routes
+from delivery.webhooks.dispatcher import Dispatcher
 from hubstream.errors import ConfigurationError, HubstreamError
 from hubstream.ports import ensure_port_free, free_port
 from hubstream.settings import Settings
@@ -85,6 +88,13 @@ class DeliveryNode:
         closing = asyncio.Event()
         follow = Follow(store, self.wakeups, self.settings.delivery, closing)
         worker = self._worker = self._build_worker(store) if self.options.consume else None
+        dispatcher = Dispatcher(
+            store.webhooks,
+            self.settings.webhooks,
+            self.metrics.webhooks,
+            wake=store.new_deliveries,
+            allow_loopback=self._allow_loopback(),
+        )
         service = DeliveryService(
             store,
             self.verifier,
@@ -94,8 +104,15 @@ class DeliveryNode:
             worker_status=lambda: worker.status() if worker else None,
             worker_metrics=lambda: worker.metrics.exposition() if worker else b"",
         )
+        app = create_app(service)
+        webhook_routes(
+            app,
+            WebhookService(
+                store.webhooks, dispatcher, self.verifier, self._allow_loopback(), self.settings.webhooks.allow_private
+            ),
+        )
         config = uvicorn.Config(
-            create_app(service),
+            app,
             host=self.settings.delivery.host,
             port=self.port,
             log_level="warning",
@@ -106,6 +123,7 @@ class DeliveryNode:
         server = _Server(config, on_signal=self.stop)
         thread = threading.Thread(target=self._run_worker, name="delivery-worker", daemon=True) if worker else None
         prune = asyncio.create_task(self._prune_forever(store))
+        dispatching = asyncio.create_task(dispatcher.run())
         serving = asyncio.create_task(server.serve())
         try:
             if thread is not None:
@@ -129,6 +147,8 @@ class DeliveryNode:
             server.should_exit = True
             await serving
             prune.cancel()
+            dispatching.cancel()
+            await asyncio.gather(dispatching, return_exceptions=True)
             await store.close()
 
     def _run_worker(self) -> None:
@@ -170,6 +190,10 @@ class DeliveryNode:
             state_dir=self.settings.state_dir,
         )
 
+    def _allow_loopback(self) -> bool:
+        allowed = self.settings.webhooks.allow_loopback
+        return self.settings.profile == "local" if allowed is None else allowed
+
     def _port(self) -> int:
         host, port = self.settings.delivery.host, self.options.port
         port = self.settings.delivery.port if port is None else port
@@ -183,6 +207,7 @@ class DeliveryNode:
             await asyncio.sleep(self.settings.delivery.prune_interval_s)
             try:
                 removed = await store.prune()
+                await store.webhooks.prune_attempts(time.time() - self.settings.webhooks.attempts_retention_s)
             except HubstreamError as exc:
                 log.warning("mailbox retention could not run: %s", exc)
                 continue

@@ -1,7 +1,8 @@
 """Following a mailbox live: what an SSE or WebSocket stream sends, from a cursor on.
 
 A stream first replays what the mailbox holds after the client's cursor, then waits for new messages (a wake-up:
-from this node's writer, or from the store for other nodes' writes) and sends them as they come, in cursor order, each exactly once.
+from this node's writer, or from the store for other nodes' writes) and sends them as they come, in cursor order,
+each exactly once.
 It reads from the store for every step, so nothing is buffered per client beyond the message being sent: a
 client that stops reading is cut off by the send timeout and resumes later from its cursor, without holding up
 anyone else.

@@ -134,6 +134,26 @@ class DeliveryAuthSettings(_Group):
     leeway_s: float = Field(default=30.0, ge=0)
 
 
+class WebhookSettings(_Group):
+    """Signed webhooks from the mailboxes (delivery/webhooks/ says how they act)."""
+
+    # seconds to wait before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+    retry_schedule_s: list[float] = Field(default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+                                          min_length=1)
+    jitter: float = Field(default=0.2, ge=0, lt=1)  # each wait is spread by +-20%
+    timeout_s: float = Field(default=15.0, gt=0)  # a 2xx must come within this
+    max_retry_after_s: float = Field(default=86400, gt=0)  # a 429/503 Retry-After is honoured up to this
+    disable_after_s: float = Field(default=5 * 86400, gt=0)  # an endpoint failing every attempt this long is disabled
+    max_in_flight: int = Field(default=10, ge=1)  # concurrent requests per endpoint
+    claim_batch: int = Field(default=100, ge=1)
+    poll_interval_s: float = Field(default=1.0, gt=0)  # how often due retries are looked for
+    attempts_retention_s: float = Field(default=7 * 86400, gt=0)
+    # which endpoint URLs are refused (SSRF): plain http and loopback addresses are allowed only when
+    # allow_loopback (default: on in the local profile), private and link-local addresses only when allow_private
+    allow_loopback: bool | None = None
+    allow_private: bool = False
+
+
 class DeliverySettings(_Group):
     """The delivery node: mailboxes, their retention, and the client streams (delivery/ says how they act)."""
 
@@ -178,6 +198,7 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
 def load_settings(**values: object) -> Settings:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Protocol
 
 from delivery.mailbox import Cursor, Delivery, MailboxState, Page
 from delivery.wakeups import Wakeups
+from delivery.webhooks.model import WebhookStore
 from hubstream.errors import ConfigurationError
 
 
@@ -25,6 +27,9 @@ class Retention:
 
 class MailboxStore(Protocol):
     """Every method may raise StoreUnavailableError (retry later) and MailboxError (the request is wrong)."""
+
+    webhooks: WebhookStore  # the webhook tables, in the same database
+    new_deliveries: asyncio.Event  # set when a write created webhook deliveries
 
     @property
     def epoch(self) -> str: ...

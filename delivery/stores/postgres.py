@@ -26,7 +26,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from delivery.mailbox import AckAheadError, Cursor, Delivery, MailboxState, Message, Page, StoreUnavailableError
-from delivery.stores import Retention
+from delivery.stores import Retention, postgres_webhooks
+from delivery.stores.postgres_webhooks import PostgresWebhooks
 from delivery.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class PostgresStore:
         )
         self._epoch = ""
         self._tasks: list[asyncio.Task[None]] = []
+        self.webhooks = PostgresWebhooks(self)
+        self.new_deliveries = asyncio.Event()  # set when a write made webhook deliveries; the dispatcher waits on it
 
     @property
     def epoch(self) -> str:
@@ -85,6 +88,7 @@ class PostgresStore:
             await self._pool.open(wait=True, timeout=15)
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(_SCHEMA)
+                await conn.execute(postgres_webhooks.SCHEMA)
                 await conn.execute(
                     "INSERT INTO mailbox_meta VALUES ('epoch', %s) ON CONFLICT DO NOTHING", [secrets.token_hex(4)]
                 )
@@ -107,7 +111,7 @@ class PostgresStore:
     async def write(self, deliveries: Sequence[Delivery]) -> int:
         if not deliveries:
             return 0
-        async with self._connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             recipients = sorted({d.recipient for d in deliveries})
             await conn.execute(
                 "INSERT INTO mailbox_recipients (recipient) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
@@ -132,6 +136,7 @@ class PostgresStore:
                 ).fetchall()
             )
             new = []
+            webhooks = 0
             for d in deliveries:
                 if (d.recipient, d.event_id) in stored:
                     continue  # redelivered after a crash, or a producer's retry: stored once
@@ -147,6 +152,9 @@ class PostgresStore:
                     [touched, [last[r] for r in touched]],
                 )
                 await self._cap(conn, {r: (last[r], floors[r]) for r in touched})
+                webhooks = await postgres_webhooks.fan_out(
+                    conn, [(d.recipient, seq, d.event_id, d.topic) for d, seq in new], time.time()
+                )
                 payload = ",".join(touched)
                 await conn.execute(
                     "SELECT pg_notify(%s, %s)",
@@ -154,12 +162,14 @@ class PostgresStore:
                 )
         if new:
             self._wakeups.notify({d.recipient for d, _ in new})
+        if webhooks:
+            self.new_deliveries.set()
         return len(new)
 
     async def read(self, recipient: str, after: Cursor | None, limit: int, conversation: str | None = None) -> Page:
         after_seq = -1 if after is None or after.epoch != self._epoch else after.seq
         query = _READ.format(conversation="AND conversation = %(c)s" if conversation is not None else "")
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             rows = await (
                 await conn.execute(query, {"r": recipient, "after": after_seq, "limit": limit, "c": conversation})
             ).fetchall()
@@ -185,7 +195,7 @@ class PostgresStore:
         return Page(messages, next_cursor, gap)
 
     async def ack(self, recipient: str, up_to: Cursor) -> MailboxState:
-        async with self._connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             row = await (
                 await conn.execute(
                     "SELECT last_seq, acked_seq FROM mailbox_recipients WHERE recipient = %s FOR UPDATE", [recipient]
@@ -205,14 +215,14 @@ class PostgresStore:
             return await self._state(conn, recipient)
 
     async def state(self, recipient: str) -> MailboxState:
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             return await self._state(conn, recipient)
 
     async def prune(self) -> int:
         now = _now_ms()
         expired = now - int(self._retention.ttl_s * 1000)
         acked_before = now - int(self._retention.acked_grace_s * 1000)
-        async with self._connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             gone = await (
                 await conn.execute(
                     "SELECT recipient, max(seq) FROM mailbox_messages WHERE arrived_at < %s "
@@ -241,13 +251,13 @@ class PostgresStore:
             return cursor.rowcount
 
     async def ping(self) -> None:
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             await conn.execute("SELECT 1")
 
     # --- helpers ----------------------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> Any:
+    async def connection(self) -> Any:
         try:
             async with self._pool.connection() as conn:
                 yield conn
@@ -348,10 +358,11 @@ class PostgresStore:
         while True:
             await asyncio.sleep(self._fallback_s)
             try:
-                async with self._connection() as conn:
+                async with self.connection() as conn:
                     rows = await (
                         await conn.execute(
-                            "SELECT recipient, extract(epoch FROM written_at) FROM mailbox_recipients WHERE written_at > "
+                            "SELECT recipient, extract(epoch FROM written_at) FROM mailbox_recipients "
+                            "WHERE written_at > "
                             "to_timestamp(%s)",
                             [since - _FALLBACK_OVERLAP_S],
                         )

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from delivery.mailbox import AckAheadError, Cursor, Delivery, MailboxState, Message, Page, StoreUnavailableError
-from delivery.stores import Retention
+from delivery.stores import Retention, sqlite_webhooks
+from delivery.stores.sqlite_webhooks import SqliteWebhooks
 from delivery.wakeups import Wakeups
 
 T = TypeVar("T")
@@ -53,6 +54,8 @@ class SqliteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.webhooks = SqliteWebhooks(self)
+        self.new_deliveries = asyncio.Event()  # set when a write made webhook deliveries; the dispatcher waits on it
 
     @property
     def epoch(self) -> str:
@@ -73,8 +76,10 @@ class SqliteStore:
     async def write(self, deliveries: Sequence[Delivery]) -> int:
         if not deliveries:
             return 0
-        touched, stored = await self._run(self._writer, lambda: self._write(deliveries))
+        touched, stored, webhooks = await self._run(self._writer, lambda: self._write(deliveries))
         self._wakeups.notify(touched)
+        if webhooks:
+            self.new_deliveries.set()
         return stored
 
     async def read(self, recipient: str, after: Cursor | None, limit: int, conversation: str | None = None) -> Page:
@@ -91,6 +96,25 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._run(self._readers, lambda: self._connection().execute("SELECT 1").fetchone())
+
+    async def in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in a write transaction on the writer thread (for the webhook tables)."""
+
+        def run() -> T:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._run(self._writer, run)
+
+    async def reading(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(self._readers, lambda: work(self._connection()))
 
     # --- on the store's threads ---------------------------------------------------------------------------
 
@@ -116,12 +140,12 @@ class SqliteStore:
         db = self._connection()
         if new:
             os.chmod(self.path, 0o600)
-        for statement in _SCHEMA:
+        for statement in (*_SCHEMA, *sqlite_webhooks.SCHEMA):
             db.execute(statement)
         db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.token_hex(4),))
         return str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
 
-    def _write(self, deliveries: Sequence[Delivery]) -> tuple[set[str], int]:
+    def _write(self, deliveries: Sequence[Delivery]) -> tuple[set[str], int, int]:
         db = self._connection()
         now = _now_ms()
         db.execute("BEGIN IMMEDIATE")
@@ -166,11 +190,12 @@ class SqliteStore:
                 "UPDATE recipients SET last_seq = ? WHERE recipient = ?", [(last[r], r) for r in sorted(touched)]
             )
             self._cap(db, touched)
+            webhooks = sqlite_webhooks.fan_out(db, rows, now / 1000)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return touched, len(rows)
+        return touched, len(rows), webhooks
 
     def _cap(self, db: sqlite3.Connection, recipients: set[str]) -> None:
         """Keep at most max_messages per recipient: the oldest go, and the floor moves past them."""
