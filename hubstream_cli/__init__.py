@@ -25,6 +25,7 @@ def _register() -> None:
         provision,
         registry,
         schemas,
+        webhooks,
     )
 
     app.command("dev")(dev.dev)
@@ -37,6 +38,7 @@ def _register() -> None:
     app.add_typer(schemas.app, name="schemas")
     app.add_typer(dlq.app, name="dlq")
     app.add_typer(clients.app, name="clients")
+    app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from tests.fixtures.events import chat_event
 from tests.fixtures.receiver import Received, receiver
 from tests.fixtures.services import CHAT, make_settings, produce_events, register_contracts, write_catalog
 from tests.fixtures.waiting import wait_for
+from tests.fixtures.workers import WorkerPool
 
 ADMIN = auth("ops", admin=True)
 FAST = {"retry_schedule_s": [0, 0.3, 0.3, 0.5], "poll_interval_s": 0.1, "timeout_s": 1.0}
@@ -219,3 +220,49 @@ def test_endpoint_urls_are_checked_and_the_api_needs_an_admin_token(hook_setup: 
         assert httpx.get(f"{node.url}/v1/webhooks").status_code == 401
         assert httpx.get(f"{node.url}/v1/webhooks", headers=auth("u")).status_code == 403
         assert httpx.get(f"{node.url}/v1/webhooks/ep_nope", headers=ADMIN).status_code == 404
+
+
+@pytest.mark.parametrize("nodes", [1, 2], ids=["restarted", "other-node"])
+def test_kill_9_mid_retry_loses_nothing_and_keeps_the_order(
+    hook_setup: tuple[Settings, str], nodes: int, tmp_path: Path
+) -> None:
+    settings, topic = hook_setup
+    if nodes == 2 and settings.delivery.store.startswith("sqlite:"):
+        pytest.skip("one SQLite file serves one node; the other-node case is PostgreSQL's")
+    schedule = [0, 1, 1, 2, 2, 2, 4, 4, 4, 8, 8]
+    settings = settings.model_copy(
+        update={"webhooks": settings.webhooks.model_copy(update={"retry_schedule_s": schedule})}
+    )
+    failing_until = time.time() + 10
+    events = [chat_event(f"k{i % 100:02d}-c", i // 100, userId=f"k{i % 100:02d}") for i in range(2000)]
+    pool = WorkerPool(settings, tmp_path)
+    with receiver(lambda r: (503, {}) if time.time() < failing_until else (200, {})) as hooks:
+        try:
+            first = pool.start("node-a", "--group", unique("delivery"), "--topic", topic, command="deliver")
+            pool.wait_ready([first])
+            add_endpoint(first.ops_url, hooks.url, ordered=True)
+            produce_events(settings, topic, events)
+            wait_for(lambda: len({r.headers["webhook-id"] for r in hooks.received()}) >= 100, "first attempts")
+            first.kill()  # mid-retry: every recipient's oldest delivery is leased or waiting on its schedule
+            killed_at = time.time()
+            survivor = pool.start("node-b", "--group", unique("delivery"), "--topic", topic, command="deliver")
+            pool.wait_ready([survivor])
+            wait_for(
+                lambda: len(_successes(hooks.received(), failing_until)) == len(events), "every message", timeout_s=180
+            )
+        finally:
+            pool.stop_all()
+    assert killed_at < failing_until
+    firsts = _successes(hooks.received(), failing_until)
+    for recipient in {e["userId"] for e in events}:
+        sequences = [r.json()["event"]["sequence"] for r in firsts.values() if r.json()["event"]["userId"] == recipient]
+        assert sequences == list(range(20)), f"{recipient}: {sequences}"
+
+
+def _successes(received: list[Received], failing_until: float) -> dict[str, Received]:
+    """The first successful request of each message, in arrival order."""
+    firsts: dict[str, Received] = {}
+    for r in sorted(received, key=lambda r: r.at):
+        if r.at >= failing_until:
+            firsts.setdefault(r.headers["webhook-id"], r)
+    return firsts
