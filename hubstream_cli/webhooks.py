@@ -22,7 +22,9 @@ app = Commands(
 )
 stdout = Console()
 
-UrlOption = Annotated[str | None, typer.Option("--url", help="Delivery node [default: the local stack's, or settings]")]
+NodeOption = Annotated[
+    str | None, typer.Option("--node", help="Delivery node URL [default: the local stack's, or settings]")
+]
 TokenOption = Annotated[
     str | None, typer.Option("--token", envvar="HUBSTREAM_ADMIN_TOKEN", help="Admin token [default: minted locally]")
 ]
@@ -43,7 +45,7 @@ def add(
     ordered: Annotated[bool, typer.Option(help="Each recipient's messages in mailbox order, one at a time")] = False,
     description: Annotated[str, typer.Option(help="A note for operators")] = "",
     as_json: JsonOption = False,
-    node: UrlOption = None,
+    node: NodeOption = None,
     token: TokenOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -61,7 +63,7 @@ def add(
 
 @app.command("list")
 def list_endpoints(
-    as_json: JsonOption = False, node: UrlOption = None, token: TokenOption = None, state_dir: StateDirOption = None
+    as_json: JsonOption = False, node: NodeOption = None, token: TokenOption = None, state_dir: StateDirOption = None
 ) -> None:
     """Every endpoint with its status."""
     endpoints = _call("GET", "/v1/webhooks", node, token, state_dir)
@@ -80,7 +82,7 @@ def list_endpoints(
 def show(
     endpoint_id: str,
     as_json: JsonOption = False,
-    node: UrlOption = None,
+    node: NodeOption = None,
     token: TokenOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -94,7 +96,7 @@ def show(
 
 @app.command()
 def disable(
-    endpoint_id: str, node: UrlOption = None, token: TokenOption = None, state_dir: StateDirOption = None
+    endpoint_id: str, node: NodeOption = None, token: TokenOption = None, state_dir: StateDirOption = None
 ) -> None:
     """Stop sending; deliveries wait, and resume on enable."""
     _call("PATCH", f"/v1/webhooks/{endpoint_id}", node, token, state_dir, {"status": "disabled"})
@@ -103,7 +105,7 @@ def disable(
 
 @app.command()
 def enable(
-    endpoint_id: str, node: UrlOption = None, token: TokenOption = None, state_dir: StateDirOption = None
+    endpoint_id: str, node: NodeOption = None, token: TokenOption = None, state_dir: StateDirOption = None
 ) -> None:
     """Send again, starting with what waited."""
     _call("PATCH", f"/v1/webhooks/{endpoint_id}", node, token, state_dir, {"status": "enabled"})
@@ -115,7 +117,7 @@ def rotate(
     endpoint_id: str,
     overlap: Annotated[float, typer.Option(help="Seconds the old secret keeps signing too")] = 86400,
     as_json: JsonOption = False,
-    node: UrlOption = None,
+    node: NodeOption = None,
     token: TokenOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -128,13 +130,14 @@ def rotate(
 def recover(
     endpoint_id: str,
     since: Annotated[str, typer.Option(help="ISO-8601 time, or hours back like 6h")] = "24h",
-    node: UrlOption = None,
+    as_json: JsonOption = False,
+    node: NodeOption = None,
     token: TokenOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
     """Send again the deliveries that failed since a time."""
     result = _call("POST", f"/v1/webhooks/{endpoint_id}/recover", node, token, state_dir, {"since": _since(since)})
-    stdout.print(f"{result['recovered']} deliveries of {endpoint_id} will be sent again")
+    _print(result, as_json, lambda r: f"{r['recovered']} deliveries of {endpoint_id} will be sent again")
 
 
 @app.command()
@@ -142,7 +145,7 @@ def attempts(
     endpoint_id: str,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     as_json: JsonOption = False,
-    node: UrlOption = None,
+    node: NodeOption = None,
     token: TokenOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -166,16 +169,28 @@ def attempts(
     stdout.print(table)
 
 
-@app.command()
-def test(endpoint_id: str, node: UrlOption = None, token: TokenOption = None, state_dir: StateDirOption = None) -> None:
-    """POST a test message to the endpoint now and show the outcome."""
+@app.command("test")
+def send_test(
+    endpoint_id: str,
+    as_json: JsonOption = False,
+    node: NodeOption = None,
+    token: TokenOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """POST a test message to the endpoint now and show the outcome (exit 1 when it was not a 2xx)."""
     a = _call("POST", f"/v1/webhooks/{endpoint_id}/test", node, token, state_dir)
-    stdout.print(f"HTTP {a['status']} in {a['latencyMs']:.0f} ms" if a["status"] else f"failed: {a['error']}")
+    _print(
+        a,
+        as_json,
+        lambda a: f"HTTP {a['status']} in {a['latencyMs']:.0f} ms" if a["status"] else f"failed: {a['error']}",
+    )
+    if not (a["status"] and 200 <= a["status"] < 300):
+        raise typer.Exit(1)
 
 
 @app.command()
 def delete(
-    endpoint_id: str, node: UrlOption = None, token: TokenOption = None, state_dir: StateDirOption = None
+    endpoint_id: str, node: NodeOption = None, token: TokenOption = None, state_dir: StateDirOption = None
 ) -> None:
     """Remove an endpoint and its pending deliveries."""
     _call("DELETE", f"/v1/webhooks/{endpoint_id}", node, token, state_dir)
