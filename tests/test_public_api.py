@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import delivery.webhooks
 import kafka_consumer
 
 
@@ -32,3 +33,7 @@ def test_kafka_consumer_exports_what_a_handler_author_needs() -> None:
     ]
     for name in kafka_consumer.__all__:
         assert getattr(kafka_consumer, name) is not None, name
+
+
+def test_delivery_webhooks_exports_the_receiver_helper() -> None:
+    assert sorted(delivery.webhooks.__all__) == ["WebhookVerificationError", "verify"]
