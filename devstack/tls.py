@@ -1,6 +1,6 @@
 """TLS material for local HTTPS services: a self-signed CA and a server certificate signed by it.
 
-The Azure SDK only talks HTTPS (azure.md §A.1), so the local Schema Registry emulator needs a
+The Azure SDK refuses plain HTTP for a registry endpoint, so the local Schema Registry emulator needs a
 certificate that clients can verify with ``connection_verify=<ca_file>``. Files live under
 ``<state-dir>/tls/`` and are reused across runs, so a CA handed to clients once stays valid.
 """

@@ -24,7 +24,7 @@ from kafka_consumer.runtime import ConsumerWorker
 from kafka_consumer.wiring import build_worker
 from schemas.contracts import Contract
 
-log = logging.getLogger("hubstream.consume")
+log = logging.getLogger(__name__)
 
 
 def consume(

@@ -15,7 +15,7 @@ from devstack.discovery import with_local_stack
 from hubstream.errors import ContractError, HubstreamError, RegistryError
 from hubstream.settings import Settings
 from hubstream_cli.common import Commands, StateDirOption, console, load_settings
-from schemas import schema_ops as ops
+from schemas import evolution as ops
 from schemas.compatibility import Finding, Mode, UnknownModeError
 from schemas.contracts import Contract, load_contracts
 from schemas.registry import SchemaRegistry
