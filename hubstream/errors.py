@@ -1,25 +1,64 @@
-"""Every error hubstream raises on purpose, under one root.
+"""Every error hubstream raises on purpose, under one root; the message says what to do next.
+
+The kernel's classes are defined here; the others next to the code that raises them (module in brackets), so
+the kernel imports nothing of the project. ``tests/test_errors.py`` fails when a class is missing here or drawn
+under the wrong parent.
 
 HubstreamError
-├── ConfigurationError              settings that cannot work; the message names the setting
-│   └── ConnectionStringError       an Event Hubs connection string is missing a part
-├── StackNotRunningError            no local stack found where --state-dir points
-├── PortInUseError                  a local stack port is taken
-├── ContractError                   a .avsc contract or the topic catalog is wrong
-│   └── UnknownTopicError           a topic with no contract bound to it
-├── SerdeError                      encoding or decoding a record failed
-│   ├── EventValidationError        an event does not match its schema (carries field paths)
-│   ├── UnknownSchemaIdError        a schema id the registry does not know
-│   └── UndecodableRecordError      bytes or headers that are not an Azure-format Avro record
-├── RegistryError                   the schema registry refused or could not be reached
-├── IdempotencyError                misuse of the processed-ids store (kafka_consumer/idempotency.py)
-├── ArchiveError                    the archive sink cannot write (kafka_consumer/sinks/)
-│   └── ArchiveCorruptError         archive files overlap; names both files
-└── BrokerError                     Kafka produce / consume / admin failures
-    └── BrokerUnavailableError      the broker did not acknowledge within the bounded wait
+├── ConfigurationError                settings that cannot work; the message names the setting
+│   ├── ConnectionStringError         an Event Hubs connection string is missing a part
+│   └── UnknownModeError              an unknown compatibility mode name [schemas.compatibility]
+├── StackNotRunningError              no local stack found where --state-dir points
+├── PortInUseError                    a local stack port is taken
+├── ContractError                     a .avsc contract or the topic catalog is wrong
+│   ├── UnknownTopicError             a topic with no contract bound to it
+│   └── NoRecipientError              an event that names no recipient, where that dead-letters [delivery]
+├── SerdeError                        encoding or decoding a record failed
+│   ├── EventValidationError          an event does not match its schema (carries field paths)
+│   ├── UnknownSchemaIdError          a schema id the registry does not know (carries the raw record)
+│   └── UndecodableRecordError        bytes or headers that are not an Azure-format Avro record (carries it too)
+├── RegistryError                     the schema registry refused or could not be reached
+│   └── SchemaNotRegisteredError      a contract's exact text is not registered [schemas.registry]
+├── EmulatorError                     the emulator's answers: Azure's status and code [schemas.emulator]
+│   ├── InvalidRequestError           400 malformed id, empty body, bad name
+│   ├── InvalidSchemaError            400 the schema text does not parse
+│   ├── IncompatibleSchemaError       400 breaks the group's compatibility mode
+│   ├── UnauthorizedError             401 bearer token missing or wrong
+│   ├── NotFoundError                 404 group, schema, version or id unknown
+│   ├── MethodNotAllowedError         405
+│   ├── GroupConflictError            409 changing a used group's format
+│   └── UnsupportedSchemaTypeError    415 unknown format, or not the group's format
+├── BrokerError                       Kafka produce / consume / admin failures
+│   ├── BrokerUnavailableError        the broker did not acknowledge within the bounded wait
+│   ├── DeadLetterError               a record could not be dead-lettered; its partition stops [kafka_consumer]
+│   ├── ReplayIncompleteError         dlq replay stopped before its commit; re-run it [kafka_consumer.admin]
+│   └── ReplayCommitError             dlq replay published but could not commit [kafka_consumer.admin]
+├── PermanentError                    raised by a handler: no retry will fix this record [kafka_consumer]
+├── ProcessingStoppedError            the worker stopped on a record it could not process [kafka_consumer]
+├── NotADeadLetterError               a record on a DLQ without hubstream's dead-letter headers [kafka_consumer]
+├── IdempotencyError                  misuse of the processed-ids store [kafka_consumer.idempotency]
+├── ArchiveError                      the archive sink cannot write [kafka_consumer.archive]
+│   └── ArchiveCorruptError           archive files overlap; names both files
+├── ReplayError                       dlq replay was asked for what it cannot do [kafka_consumer.admin]
+│   ├── UnknownFilterError            a --filter it does not understand
+│   └── TopicNotFoundError            the DLQ or the original topic does not exist
+├── ActiveGroupError                  offsets of a group that has members cannot be reset [kafka_consumer.admin]
+├── RequestProblem                    a request the producer API cannot take [kafka_producer.api]
+├── AuthError                         401: no, a bad or an expired token [delivery.auth]
+│   └── ForbiddenError                403: another recipient's mailbox, or not an admin
+├── MailboxError                      a mailbox request that cannot be served as asked [delivery.mailbox]
+│   ├── InvalidCursorError            a cursor this store did not hand out
+│   └── AckAheadError                 409: an ack beyond the mailbox's last message
+├── StoreUnavailableError             the mailbox store cannot be reached; retry later [delivery.mailbox]
+├── WebhookNotFoundError              404: no webhook endpoint with that id [delivery.webhooks]
+├── EndpointUrlError                  a webhook URL that is malformed, not https, or refused [delivery.webhooks]
+├── WebhookVerificationError          a request not signed by this secret, or not recently [delivery.webhooks]
+└── WebhookApiError                   the delivery node refused a webhooks command [hubstream_cli.webhooks]
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class HubstreamError(Exception):
@@ -70,8 +109,13 @@ class EventValidationError(SerdeError):
 
 
 class UnknownSchemaIdError(SerdeError):
-    def __init__(self, schema_id: str) -> None:
+    """A schema id the registry does not know. Raised while decoding, it carries the raw record (``value``,
+    ``headers``) so a consumer can dead-letter it without reading it again."""
+
+    def __init__(self, schema_id: str, *, value: Any = None, headers: Any = None) -> None:
         self.schema_id = schema_id
+        self.value = value
+        self.headers = headers
         super().__init__(
             f"schema id {schema_id!r} is not known to the schema registry; "
             "the record was written against another registry or the schema was deleted"
@@ -79,7 +123,14 @@ class UnknownSchemaIdError(SerdeError):
 
 
 class UndecodableRecordError(SerdeError):
-    pass
+    """Bytes or headers that are not an Azure-format Avro record; carries the raw record (``value``, ``headers``,
+    and ``schema_id`` when known) so a consumer can dead-letter it without reading it again."""
+
+    def __init__(self, message: str, *, value: Any = None, headers: Any = None, schema_id: str | None = None) -> None:
+        super().__init__(message)
+        self.value = value
+        self.headers = headers
+        self.schema_id = schema_id
 
 
 class RegistryError(HubstreamError):

@@ -71,25 +71,6 @@ class DecodedValue(NamedTuple):
     body: bytes  # the plain Avro body, without the legacy format's id prefix
 
 
-class RecordDecodeError(UndecodableRecordError):
-    """Bytes or headers that are not an Azure-format Avro record; carries the raw record for a dead-letter queue."""
-
-    def __init__(self, message: str, *, value: Any, headers: Any, schema_id: str | None = None) -> None:
-        super().__init__(message)
-        self.value = value
-        self.headers = headers
-        self.schema_id = schema_id
-
-
-class UnknownWriterSchemaError(UnknownSchemaIdError):
-    """The record's schema id is unknown to the registry; carries the raw record for a dead-letter queue."""
-
-    def __init__(self, schema_id: str, *, value: Any, headers: Any) -> None:
-        super().__init__(schema_id)
-        self.value = value
-        self.headers = headers
-
-
 _new = tuple.__new__  # builds the NamedTuples above without their Python-level __new__ (hot path)
 _NO_HEADER = object()
 _READERS_PER_SCHEMA = 64
@@ -208,11 +189,11 @@ class AvroSerde:
     def _decode_other(self, value: Any, headers: Any, reader: Any, raw: Any) -> DecodedValue:
         """Tombstones, values that are not ``bytes``, and the legacy format (no content-type header)."""
         if value is None:
-            raise RecordDecodeError(
+            raise UndecodableRecordError(
                 "the record has no value (a tombstone); there is no event to decode", value=value, headers=headers
             )
         if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise RecordDecodeError(
+            raise UndecodableRecordError(
                 f"the record value is a {type(value).__name__}, not bytes", value=value, headers=headers
             )
         body = value if type(value) is bytes else bytes(value)
@@ -234,7 +215,7 @@ class AvroSerde:
             return schema_id
         near = sorted({str(k) for k, _ in _pairs(headers or []) if str(k).lower() == CONTENT_TYPE})
         hint = f" (there is a {near[0]!r} header, but header keys are case-sensitive)" if near else ""
-        raise RecordDecodeError(
+        raise UndecodableRecordError(
             f"the record has no {CONTENT_TYPE} header{hint} and its value is not in the legacy format "
             f"(4 zero bytes, a {LEGACY_ID_SIZE}-character schema id, then Avro); expected the header "
             f"{CONTENT_TYPE}: {AVRO_MIME_TYPE}+<schema id> as Microsoft's Kafka Avro serializers write it",
@@ -252,11 +233,11 @@ class AvroSerde:
         try:
             definition = self.registry.schema_by_id(schema_id)
         except UnknownSchemaIdError as exc:
-            raise UnknownWriterSchemaError(schema_id, value=value, headers=headers) from exc
+            raise UnknownSchemaIdError(schema_id, value=value, headers=headers) from exc
         try:
             compiled = self._compile(definition)
         except Exception as exc:
-            raise RecordDecodeError(
+            raise UndecodableRecordError(
                 f"schema id {schema_id} is not an Avro schema this serde can read: {type(exc).__name__}: {exc}",
                 value=value,
                 headers=headers,
@@ -323,7 +304,7 @@ def _parse_content_type(raw: Any, value: Any, headers: Any) -> str:
         try:
             text = bytes(raw).decode("ascii")
         except UnicodeDecodeError:
-            raise RecordDecodeError(
+            raise UndecodableRecordError(
                 f"the {CONTENT_TYPE} header is not ASCII text ({bytes(raw)[:60]!r}); {expected}",
                 value=value,
                 headers=headers,
@@ -332,10 +313,10 @@ def _parse_content_type(raw: Any, value: Any, headers: Any) -> str:
         text = raw
     else:
         what = "has no value" if raw is None else f"is a {type(raw).__name__}, not bytes or text"
-        raise RecordDecodeError(f"the {CONTENT_TYPE} header {what}; {expected}", value=value, headers=headers)
+        raise UndecodableRecordError(f"the {CONTENT_TYPE} header {what}; {expected}", value=value, headers=headers)
     schema_id = schema_id_of_content_type(text)
     if schema_id is None:
-        raise RecordDecodeError(
+        raise UndecodableRecordError(
             f"the {CONTENT_TYPE} header is {text[:80]!r}, not an Azure Schema Registry Avro content type; {expected}",
             value=value,
             headers=headers,
@@ -343,11 +324,11 @@ def _parse_content_type(raw: Any, value: Any, headers: Any) -> str:
     return schema_id
 
 
-def _body_error(error: Exception, plan: _Plan, value: Any, headers: Any, reader: Any) -> RecordDecodeError:
+def _body_error(error: Exception, plan: _Plan, value: Any, headers: Any, reader: Any) -> UndecodableRecordError:
     read_as = ""
     if reader is not None:
         read_as = f" read as {reader.name if isinstance(reader, Contract) else reader.get('name', '?')}"
-    return RecordDecodeError(
+    return UndecodableRecordError(
         f"the Avro body does not decode as {plan.name} (schema id {plan.schema_id}){read_as}: "
         f"{type(error).__name__}: {error}",
         value=value,
@@ -360,6 +341,4 @@ __all__ = [
     "AvroSerde",
     "DecodedValue",
     "EncodedValue",
-    "RecordDecodeError",
-    "UnknownWriterSchemaError",
 ]

@@ -115,6 +115,6 @@ def test_an_undecodable_record_is_dead_lettered_and_the_archive_moves_on(
     archive_until(kafka_broker, settings, group, topic, root, 20)
 
     [letter] = [read_dead_letter(m) for m in read_all(kafka_broker, topic + ".dlq", partitions=2)]
-    assert (letter.original_partition, letter.original_offset, letter.error_class) == (0, 0, "RecordDecodeError")
+    assert (letter.original_partition, letter.original_offset, letter.error_class) == (0, 0, "UndecodableRecordError")
     assert 0 not in archive_offsets(root, topic, 0)
     assert sum(len(archive_offsets(root, topic, p)) for p in range(2)) == 20

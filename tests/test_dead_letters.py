@@ -110,9 +110,9 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
     letters = read_all(kafka_broker, topic + ".dlq")
     stories = [dlq.read_dead_letter(m) for m in letters]
     assert [(s.original_offset, s.error_class, s.attempts) for s in stories] == [
-        (1, "RecordDecodeError", 0),
-        (2, "UnknownWriterSchemaError", 0),
-        (3, "RecordDecodeError", 0),
+        (1, "UndecodableRecordError", 0),
+        (2, "UnknownSchemaIdError", 0),
+        (3, "UndecodableRecordError", 0),
         (4, "ConnectionError", 3),
         (5, "PermanentError", 1),
     ]

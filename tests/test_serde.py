@@ -22,7 +22,7 @@ from hubstream.errors import EventValidationError, SerdeError, UndecodableRecord
 from hubstream.settings import PACKAGE_SCHEMAS_DIR
 from schemas.contracts import Contract, load_contracts
 from schemas.registry import SchemaRegistry
-from schemas.serde import AvroSerde, DecodedValue, EncodedValue, RecordDecodeError, UnknownWriterSchemaError
+from schemas.serde import AvroSerde, DecodedValue, EncodedValue
 from tests.fixtures.registry import RegistryEmulator
 
 UTC = dt.UTC
@@ -304,7 +304,7 @@ def test_v2_records_read_with_the_v1_reader_drop_the_new_fields(serde: AvroSerde
 
 def test_a_reader_of_another_record_type_cannot_read_it(serde: AvroSerde) -> None:
     written = serde.encode(chat(), CHAT)
-    with pytest.raises(RecordDecodeError, match="read as hubstream.meetings.MinutesFinalized") as caught:
+    with pytest.raises(UndecodableRecordError, match="read as hubstream.meetings.MinutesFinalized") as caught:
         serde.decode(written.value, written.headers, reader=MINUTES)
     assert caught.value.value == written.value
 
@@ -318,7 +318,6 @@ def test_an_unknown_schema_id_raises_unknown_schema_id_error_with_the_raw_record
         headers = [("content-type", content_type(unknown))]
         with pytest.raises(UnknownSchemaIdError) as caught:
             serde.decode(body, headers)
-        assert isinstance(caught.value, UnknownWriterSchemaError)
         assert (caught.value.schema_id, caught.value.value, caught.value.headers) == (unknown, body, headers)
 
 
@@ -353,7 +352,6 @@ def test_bad_records_raise_undecodable_record_error_carrying_the_raw_record(
 
     with pytest.raises(UndecodableRecordError, match=says.replace("+", r"\+").replace("(", r"\(")) as caught:
         serde.decode(value, headers)
-    assert isinstance(caught.value, RecordDecodeError)
     assert caught.value.value is value
     assert caught.value.headers is headers
 

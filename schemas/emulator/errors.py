@@ -6,7 +6,7 @@ Azure answers an error with JSON, the header ``x-ms-error-code: <code>`` and the
 and any other failure to ``HttpResponseError``. Each error here carries the HTTP status and that
 ``code``; ``app.py`` turns them into responses in one handler.
 
-    RegistryError (hubstream.errors)
+    HubstreamError (hubstream.errors; the server side, apart from the client's RegistryError)
     └── EmulatorError
         ├── InvalidRequestError        400 InvalidRequest      malformed id, empty body, bad name
         ├── InvalidSchemaError         400 InvalidSchema       the schema text does not parse
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from hubstream.errors import RegistryError
+from hubstream.errors import HubstreamError
 
 
-class EmulatorError(RegistryError):
+class EmulatorError(HubstreamError):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "InternalServerError"
 
