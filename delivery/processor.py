@@ -27,16 +27,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar
 
-from confluent_kafka import Message
-
 from delivery.mailbox import Delivery, StoreUnavailableError
 from delivery.metrics import DeliveryMetrics
 from delivery.routing import NoRecipientError, Route
 from delivery.stores import MailboxStore
 from hubstream.errors import RegistryError, SerdeError
-from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter, where
+from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
 from kafka_consumer.events import decode_event
 from kafka_consumer.processing import TP, Completed, Halted, Lane, Report, WorkerContext
+from kafka_consumer.records import Record
 from schemas.contracts import Catalog, Contract
 from schemas.natural import NaturalJson
 from schemas.serde import AvroSerde
@@ -51,7 +50,7 @@ _MAX_BACKOFF_S = 5.0
 @dataclass
 class _Routed:
     lane: Lane
-    message: Message
+    record: Record
     deliveries: list[Delivery]
     poison: BaseException | None = None
 
@@ -83,7 +82,7 @@ class DeliveryProcessor:
         self._context: WorkerContext | None = None
         self._writer: Future[None] | None = None
         # the rest is used on the loop only
-        self._queue: list[tuple[Lane, Message]] = []
+        self._queue: list[tuple[Lane, Record]] = []
         self._arrived = asyncio.Event()
         self._pending: dict[int, int] = {}  # lane id -> records accepted and not yet reported
         self._drained = asyncio.Condition()
@@ -100,7 +99,7 @@ class DeliveryProcessor:
     def assigned(self, lanes: list[Lane], committed: Callable[[], dict[TP, int | None]]) -> dict[TP, int]:
         return {}
 
-    def accept(self, records: list[tuple[Lane, Message]]) -> None:
+    def accept(self, records: list[tuple[Lane, Record]]) -> None:
         self._loop.call_soon_threadsafe(self._enqueue, records)
 
     def reports(self) -> list[Report]:
@@ -136,7 +135,7 @@ class DeliveryProcessor:
 
     # --- on the loop -----------------------------------------------------------------------------------------
 
-    def _enqueue(self, records: list[tuple[Lane, Message]]) -> None:
+    def _enqueue(self, records: list[tuple[Lane, Record]]) -> None:
         for lane, _ in records:
             self._pending[lane.id] = self._pending.get(lane.id, 0) + 1
         self._queue.extend(records)
@@ -162,7 +161,7 @@ class DeliveryProcessor:
             if batch:
                 await self._write_batch(batch)
 
-    async def _write_batch(self, batch: list[tuple[Lane, Message]]) -> None:
+    async def _write_batch(self, batch: list[tuple[Lane, Record]]) -> None:
         routed = await self._retrying("the schema registry", "decode", lambda: asyncio.to_thread(self._route, batch))
         deliveries = [d for r in routed for d in r.deliveries]
         started = time.monotonic()
@@ -173,39 +172,39 @@ class DeliveryProcessor:
         for r in routed:
             if r.poison is not None and not await self._dead_letter(r):
                 continue
-            self._done(Completed(r.lane.id, r.lane.tp, r.message.offset()))
+            self._done(Completed(r.lane.id, r.lane.tp, r.record.offset))
 
-    def _route(self, batch: list[tuple[Lane, Message]]) -> list[_Routed]:
+    def _route(self, batch: list[tuple[Lane, Record]]) -> list[_Routed]:
         """Decode and route a batch (in a thread); RegistryError fails the whole batch, to be retried."""
-        return [self._route_one(lane, message) for lane, message in batch]
+        return [self._route_one(lane, record) for lane, record in batch]
 
-    def _route_one(self, lane: Lane, message: Message) -> _Routed:
-        topic = message.topic()
+    def _route_one(self, lane: Lane, record: Record) -> _Routed:
+        topic = record.topic
         route = self._routes[topic]
         try:
-            event = decode_event(self._serde, message, self._contracts[topic])
+            event = decode_event(self._serde, record, self._contracts[topic])
         except RegistryError:
             raise
         except SerdeError as exc:
-            return _Routed(lane, message, [], exc)
+            return _Routed(lane, record, [], exc)
         recipients = route.recipients_of(event.value)
         if not recipients:
             if route.without_recipients == "dead-letter":
-                return _Routed(lane, message, [], NoRecipientError(f"{where(message)} names no recipient"))
+                return _Routed(lane, record, [], NoRecipientError(f"{record.where} names no recipient"))
             log.warning(
                 "%s names no recipient (%s); nothing to deliver",
-                where(message),
+                record.where,
                 route.recipient or route.recipients,
                 extra={"event": "unroutable", "topic": topic},
             )
             self._metrics.unroutable.labels(topic).inc()
-            return _Routed(lane, message, [])
+            return _Routed(lane, record, [])
         natural = json.dumps(self._converters[topic].to_json(event.value), ensure_ascii=False, separators=(",", ":"))
         event_id = route.event_id_of(event.value, event.partition, event.offset)
         conversation = route.conversation_of(event.value)
         return _Routed(
             lane,
-            message,
+            record,
             [
                 Delivery(
                     r,
@@ -255,28 +254,28 @@ class DeliveryProcessor:
                 Halted(
                     routed.lane.id,
                     routed.lane.tp,
-                    routed.message.offset(),
-                    f"{where(routed.message)} cannot be delivered and dead letters are off: {routed.poison}",
+                    routed.record.offset,
+                    f"{routed.record.where} cannot be delivered and dead letters are off: {routed.poison}",
                 )
             )
             return False
         try:
-            await self._dead_letters.write(routed.message, routed.poison, 0)
+            await self._dead_letters.write(routed.record, routed.poison, 0)
         except DeadLetterError as exc:
-            self._done(Halted(routed.lane.id, routed.lane.tp, routed.message.offset(), str(exc)))
+            self._done(Halted(routed.lane.id, routed.lane.tp, routed.record.offset, str(exc)))
             return False
         if self._context is not None:
-            self._context.metrics.for_topic(self._context.group, routed.message.topic()).dead_lettered.inc()
+            self._context.metrics.for_topic(self._context.group, routed.record.topic).dead_lettered.inc()
         return True
 
     def _count(self, routed: list[_Routed], duplicates: int) -> None:
         for r in routed:
             if r.deliveries:
-                self._metrics.mailbox_writes.labels(r.message.topic()).inc(len(r.deliveries))
+                self._metrics.mailbox_writes.labels(r.record.topic).inc(len(r.deliveries))
         self._metrics.duplicates.inc(duplicates)
         if self._context is not None:
             for r in routed:
-                self._context.metrics.for_topic(self._context.group, r.message.topic()).processed.inc()
+                self._context.metrics.for_topic(self._context.group, r.record.topic).processed.inc()
 
     def _done(self, report: Report) -> None:
         self._reports.put(report)

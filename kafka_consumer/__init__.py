@@ -22,11 +22,12 @@ from kafka_consumer.processing import (
     Completed,
     Halted,
     Lane,
-    ProcessingStopped,
+    ProcessingStoppedError,
     Processor,
     Report,
     WorkerContext,
 )
+from kafka_consumer.records import Record
 from kafka_consumer.runtime import ConsumerWorker
 from kafka_consumer.wiring import build_worker
 
@@ -42,8 +43,9 @@ __all__ = [
     "MonitoringServer",
     "PermanentError",
     "ProcessedIds",
-    "ProcessingStopped",
+    "ProcessingStoppedError",
     "Processor",
+    "Record",
     "Report",
     "Skip",
     "WorkerContext",

@@ -135,18 +135,23 @@ class Committer:
             return {}
         self._metrics.commit_latency.labels(self.group).observe(time.monotonic() - started)
         committed: dict[TP, int] = {}
-        for tp in results:
-            if tp.error is None:
-                committed[(tp.topic, tp.partition)] = tp.offset
-                self._metrics.commits.labels(self.group, tp.topic, str(tp.partition)).inc()
+        for result in results:
+            if result.error is None:
+                committed[(result.topic, result.partition)] = result.offset
+                self._metrics.commits.labels(self.group, result.topic, str(result.partition)).inc()
                 continue
             self._metrics.commit_failures.labels(self.group).inc()
             log.warning(
                 "group %s: commit of %s[%d] failed: %s",
                 self.group,
-                tp.topic,
-                tp.partition,
-                tp.error,
-                extra={"event": "commit_failed", "group": self.group, "topic": tp.topic, "partition": tp.partition},
+                result.topic,
+                result.partition,
+                result.error,
+                extra={
+                    "event": "commit_failed",
+                    "group": self.group,
+                    "topic": result.topic,
+                    "partition": result.partition,
+                },
             )
         return committed

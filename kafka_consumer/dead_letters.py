@@ -8,7 +8,7 @@ header still names its schema) plus these headers, all UTF-8 text:
     hubstream.dlq.original-offset      its offset
     hubstream.dlq.original-timestamp   its timestamp, epoch milliseconds (empty when the record had none)
     hubstream.dlq.consumer-group       the group that gave up on it
-    hubstream.dlq.error-class          e.g. RecordDecodeError, UnknownWriterSchemaError, ValueError
+    hubstream.dlq.error-class          e.g. UndecodableRecordError, UnknownSchemaIdError, ValueError
     hubstream.dlq.error-message        the error's message (at most 1000 characters)
     hubstream.dlq.attempts             how many times the handler ran (0: it could not be decoded)
     hubstream.dlq.failed-at            when it was dead-lettered, ISO-8601 UTC
@@ -21,11 +21,10 @@ order. ``hubstream dlq replay`` re-publishes them; a replayed record carries ``h
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from confluent_kafka import Message
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -34,6 +33,7 @@ from tenacity import (
 )
 
 from hubstream.errors import BrokerError, HubstreamError
+from kafka_consumer.records import Record
 from kafka_producer.producer import AsyncProducer, Delivery
 
 log = logging.getLogger(__name__)
@@ -71,35 +71,31 @@ class NotADeadLetterError(HubstreamError):
     pass
 
 
-def original_headers(headers: list[tuple[str, Any]] | None) -> Headers:
+def original_headers(headers: Iterable[tuple[str, bytes | str | None]]) -> Headers:
     """A record's headers without dead-letter headers, values as bytes."""
     out: Headers = []
-    for name, value in headers or []:
+    for name, value in headers:
         if name.startswith(PREFIX):
             continue
         out.append((name, value.encode() if isinstance(value, str) else (value or b"")))
     return out
 
 
-def dead_letter_headers(message: Message, error: BaseException, attempts: int, group: str) -> Headers:
-    _, timestamp = message.timestamp()
+def dead_letter_headers(record: Record, error: BaseException, attempts: int, group: str) -> Headers:
+    timestamp = record.timestamp_ms
     text = str(error) or error.__class__.__name__
     details = {
-        ORIGINAL_TOPIC: message.topic(),
-        ORIGINAL_PARTITION: str(message.partition()),
-        ORIGINAL_OFFSET: str(message.offset()),
-        ORIGINAL_TIMESTAMP: "" if timestamp is None or timestamp < 0 else str(timestamp),
+        ORIGINAL_TOPIC: record.topic,
+        ORIGINAL_PARTITION: str(record.partition),
+        ORIGINAL_OFFSET: str(record.offset),
+        ORIGINAL_TIMESTAMP: "" if timestamp < 0 else str(timestamp),
         CONSUMER_GROUP: group,
         ERROR_CLASS: error.__class__.__name__,
         ERROR_MESSAGE: text[:_MAX_MESSAGE_CHARS],
         ATTEMPTS: str(attempts),
         FAILED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
-    return original_headers(message.headers()) + [(k, v.encode()) for k, v in details.items()]
-
-
-def where(message: Message) -> str:
-    return f"{message.topic()}[{message.partition()}]@{message.offset()}"
+    return original_headers(record.headers) + [(k, v.encode()) for k, v in details.items()]
 
 
 class DeadLetterWriter:
@@ -113,10 +109,10 @@ class DeadLetterWriter:
     def topic_for(self, topic: str) -> str:
         return topic + self.suffix
 
-    async def write(self, message: Message, error: BaseException, attempts: int) -> Delivery:
+    async def write(self, record: Record, error: BaseException, attempts: int) -> Delivery:
         """Dead-letter one record; raises DeadLetterError when the broker does not take it."""
-        dlq_topic = self.topic_for(message.topic())
-        headers = dead_letter_headers(message, error, attempts, self.group)
+        dlq_topic = self.topic_for(record.topic)
+        headers = dead_letter_headers(record, error, attempts, self.group)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(_WRITE_ATTEMPTS),
             wait=wait_exponential(multiplier=0.2, max=2),
@@ -126,12 +122,12 @@ class DeadLetterWriter:
         try:
             async for attempt in retrying:
                 with attempt:
-                    delivery = await self._producer.send(dlq_topic, message.value(), key=message.key(), headers=headers)
+                    delivery = await self._producer.send(dlq_topic, record.value, key=record.key, headers=headers)
         except BrokerError as exc:
-            raise DeadLetterError(dlq_topic, where(message), exc) from exc
+            raise DeadLetterError(dlq_topic, record.where, exc) from exc
         log.warning(
             "dead-lettered %s to %s[%d]@%d after %d attempt(s): %s: %s",
-            where(message),
+            record.where,
             delivery.topic,
             delivery.partition,
             delivery.offset,
@@ -141,9 +137,9 @@ class DeadLetterWriter:
             extra={
                 "event": "dead_lettered",
                 "group": self.group,
-                "topic": message.topic(),
-                "partition": message.partition(),
-                "offset": message.offset(),
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
                 "dlq_topic": dlq_topic,
                 "error_class": error.__class__.__name__,
                 "attempts": attempts,
@@ -184,21 +180,17 @@ class DeadLetter:
         }
 
 
-def read_dead_letter(message: Message) -> DeadLetter:
-    found = {
-        name: (value or b"").decode(errors="replace")
-        for name, value in message.headers() or []
-        if name.startswith(PREFIX)
-    }
+def read_dead_letter(record: Record) -> DeadLetter:
+    found = {name: (value or b"").decode(errors="replace") for name, value in record.headers if name.startswith(PREFIX)}
     missing = [name for name in (ORIGINAL_TOPIC, ORIGINAL_PARTITION, ORIGINAL_OFFSET) if name not in found]
     if missing:
-        raise NotADeadLetterError(f"{where(message)} is not a hubstream dead letter: no {', '.join(missing)} header")
+        raise NotADeadLetterError(f"{record.where} is not a hubstream dead letter: no {', '.join(missing)} header")
     try:
         partition, offset = int(found[ORIGINAL_PARTITION]), int(found[ORIGINAL_OFFSET])
         attempts = int(found.get(ATTEMPTS) or 0)
     except ValueError:
         raise NotADeadLetterError(
-            f"{where(message)} has dead-letter headers that are not numbers where they must "
+            f"{record.where} has dead-letter headers that are not numbers where they must "
             "be (original-partition, original-offset, attempts)"
         ) from None
     return DeadLetter(
@@ -210,7 +202,7 @@ def read_dead_letter(message: Message) -> DeadLetter:
         error_message=found.get(ERROR_MESSAGE, ""),
         attempts=attempts,
         failed_at=found.get(FAILED_AT, ""),
-        key=message.key(),
-        value=message.value(),
-        headers=original_headers(message.headers()),
+        key=record.key,
+        value=record.value,
+        headers=original_headers(record.headers),
     )

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Message
-
+from kafka_consumer.records import Header, Record
 from schemas.contracts import Contract
 from schemas.serde import AvroSerde
 
@@ -21,7 +20,7 @@ class ConsumedEvent:
     timestamp_ms: int | None
     schema_id: str
     schema_name: str
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    headers: list[Header] = field(default_factory=list)
     body: bytes = field(default=b"", repr=False, compare=False)  # the plain Avro body the event was decoded from
 
     @property
@@ -29,20 +28,18 @@ class ConsumedEvent:
         return None if self.key is None else self.key.decode(errors="replace")
 
 
-def decode_event(serde: AvroSerde, message: Message, reader: Contract | None = None) -> ConsumedEvent:
+def decode_event(serde: AvroSerde, record: Record, reader: Contract | None = None) -> ConsumedEvent:
     """Decode a consumed record (either Azure wire format); raises SerdeError or RegistryError."""
-    headers = message.headers()
-    decoded = serde.decode(message.value(), headers, reader=reader)
-    _, timestamp = message.timestamp()
+    decoded = serde.decode(record.value, record.headers, reader=reader)
     return ConsumedEvent(
         value=decoded.record,
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
-        key=message.key(),
-        timestamp_ms=timestamp,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        timestamp_ms=record.timestamp_ms,
         schema_id=decoded.schema_id,
         schema_name=decoded.writer_schema_name,
-        headers=list(headers or []),
+        headers=list(record.headers),
         body=decoded.body,
     )

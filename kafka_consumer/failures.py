@@ -1,8 +1,8 @@
 """What happens when a handler raises: retries with exponential backoff and jitter, then a verdict.
 
 A handler error is taken as transient and retried (tenacity), up to ``attempts`` calls in all, with a wait of
-``initial_backoff_s * 2**n`` (capped at ``max_backoff_s``) plus a random jitter of up to ``initial_backoff_s``. A handler that
-knows retrying cannot help raises ``PermanentError`` (or a subclass): no retry, the record goes to the
+``initial_backoff_s * 2**n`` (capped at ``max_backoff_s``) plus a random jitter of up to ``initial_backoff_s``.
+A handler that knows retrying cannot help raises ``PermanentError`` (or a subclass): no retry, the record goes to the
 dead-letter topic at once. The wait is an ``asyncio.sleep`` in the record's own task, so while one record
 backs off, records of other keys (with key-ordered concurrency) and other partitions keep moving.
 """
@@ -76,8 +76,9 @@ async def call_with_retries(
 
     def before_sleep(state: RetryCallState) -> None:
         outcome = state.outcome
-        if outcome is not None and outcome.failed:
-            on_retry(outcome.exception(), state.attempt_number)
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        if error is not None:
+            on_retry(error, state.attempt_number)
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),

@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from hubstream.errors import ConfigurationError
 from kafka_consumer.events import ConsumedEvent
@@ -37,7 +38,7 @@ def load_handler(spec: str) -> Handler:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import handler module {module_name!r}: {exc}") from exc
-    handler = getattr(module, attr, None)
+    handler: object = getattr(module, attr, None)
     if not callable(handler):
         raise ConfigurationError(f"{module_name!r} has no callable {attr!r}")
-    return handler
+    return cast(Handler, handler)  # imported by name: only its call can show that it takes a ConsumedEvent

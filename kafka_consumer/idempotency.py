@@ -199,9 +199,7 @@ class ProcessedIds:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
-        if conn.in_transaction:
-            raise IdempotencyError("once() cannot be nested: this thread's transaction is still open")
-        conn.execute("BEGIN IMMEDIATE")  # the write lock before the check, so check-and-mark is atomic
+        _begin(conn)
         try:
             yield conn
             conn.execute("COMMIT")
@@ -296,3 +294,9 @@ def _mark(store: ProcessedIds, event: ConsumedEvent, event_id: str) -> None:
             event.offset,
             event_id,
         )
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        raise IdempotencyError("once() cannot be nested: this thread's transaction is still open")
+    conn.execute("BEGIN IMMEDIATE")  # the write lock before the check, so check-and-mark is atomic

@@ -7,6 +7,7 @@ extra query is made (queries are also answered wrongly by some Kafka-compatible 
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +111,8 @@ class WorkerMetrics:
 
     def remove_partition(self, group: str, topic: str, partition: int) -> None:
         for gauge in (self.lag, self.processing_lag, self.pending):
-            try:
+            with suppress(KeyError):  # no value was ever set for this partition
                 gauge.remove(group, topic, str(partition))
-            except KeyError:
-                pass
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,8 @@
-"""A worker's monitoring endpoint (``--ops-port``): ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz`` (kafka_consumer.health).
+"""A worker's monitoring endpoint (``--ops-port``): ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``.
 
 Served by uvicorn in a thread of its own, so it answers even while handlers keep the dispatcher busy. Both
-health routes answer 200 or 503 with the worker's status as JSON (state, member id, partitions, problems).
+health routes answer 200 or 503 with the worker's status as JSON (state, member id, partitions, problems;
+kafka_consumer.health).
 """
 
 from __future__ import annotations

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from kafka_consumer.offsets import PartitionOffsets
 from kafka_consumer.processing import NOTHING_DURABLE, Completed, Lane, Report
+from kafka_consumer.records import Record
 
 TP = tuple[str, int]
 
@@ -107,13 +108,13 @@ class OwnedPartitions:
         for tp in tps:
             self._owned.pop(tp, None)
 
-    def track(self, message: Message) -> Lane | None:
+    def track(self, record: Record) -> Lane | None:
         """A fetched record: its lane, or None when it must be dropped (revoked, stopped, or dispatched already
         because it was fetched again after a quick revoke and re-assign)."""
-        owned = self._owned.get((message.topic(), message.partition()))
+        owned = self._owned.get(record.tp)
         if owned is None or owned.stopped:
             return None
-        offset = message.offset()
+        offset = record.offset
         if owned.offsets.seen(offset):
             return None
         if owned.first_offset is None:

@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from confluent_kafka import Message
-
 from hubstream.errors import HubstreamError
 from kafka_consumer.health import Health
 from kafka_consumer.metrics import WorkerMetrics
 from kafka_consumer.options import WorkerOptions
+from kafka_consumer.records import Record
 
 TP = tuple[str, int]
 NOTHING_DURABLE = -1  # a commit limit: nothing of the partition may be committed yet
@@ -63,11 +62,11 @@ class WorkerContext:
     health: Health
 
 
-class ProcessingStopped(HubstreamError):
+class ProcessingStoppedError(HubstreamError):
     """The worker stopped on a record it could not process; that record was not committed."""
 
-    def __init__(self, message: Message, reason: BaseException) -> None:
-        self.topic, self.partition, self.offset = message.topic(), message.partition(), message.offset()
+    def __init__(self, record: Record, reason: BaseException) -> None:
+        self.topic, self.partition, self.offset = record.topic, record.partition, record.offset
         super().__init__(
             f"stopped at {self.topic}[{self.partition}]@{self.offset} without committing it: {reason}. "
             "Fix the cause and restart; the record will be delivered again."
@@ -84,7 +83,7 @@ class Processor(Protocol):
         the committed one (``committed()`` asks the broker), e.g. past what a sink already holds durably."""
         ...
 
-    def accept(self, records: list[tuple[Lane, Message]]) -> None:
+    def accept(self, records: list[tuple[Lane, Record]]) -> None:
         """Fetched records of owned partitions, in offset order within each partition."""
         ...
 

@@ -44,6 +44,7 @@ from kafka_consumer.metrics import WorkerMetrics
 from kafka_consumer.options import WorkerOptions
 from kafka_consumer.partitions import Backpressure, OwnedPartitions
 from kafka_consumer.processing import TP, Halted, Lane, Processor, WorkerContext
+from kafka_consumer.records import Record, record_of
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class ConsumerWorker:
 
     def run(self) -> None:
         """Consume until stop() is called. Raises BrokerError on a fatal client error, and whatever the processor
-        raises to stop the worker (e.g. ProcessingStopped)."""
+        raises to stop the worker (e.g. ProcessingStoppedError)."""
         with self._resources:
             self.processor.start(WorkerContext(self.group, self.options, self.metrics, self.health))
             config = {**self._config, "error_cb": client_error_logger(self.group)}
@@ -158,16 +159,17 @@ class ConsumerWorker:
         return messages
 
     def _accept(self, messages: list[Message]) -> None:
-        records: list[tuple[Lane, Message]] = []
+        records: list[tuple[Lane, Record]] = []
         for message in messages:
             error = message.error()
             if error is not None:
                 check_record_error(self.group, error)
                 continue
-            lane = self._owned.track(message)
+            record = record_of(message)
+            lane = self._owned.track(record)
             if lane is not None:
                 self.metrics.for_topic(self.group, lane.tp[0]).consumed.inc()
-                records.append((lane, message))
+                records.append((lane, record))
         if records:
             self.processor.accept(records)
 

@@ -30,6 +30,7 @@ from kafka_consumer.admin.dlq_replay import (
     parse_filters,
     replay,
 )
+from kafka_consumer.records import record_of
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.readers import read_all
 
@@ -79,7 +80,7 @@ class Dlq:
             self.topic,
             message.value(),
             key=message.key(),
-            headers=dlq.dead_letter_headers(message, error, 3, "orders-workers"),
+            headers=dlq.dead_letter_headers(record_of(message), error, 3, "orders-workers"),
         )
         assert producer.flush(10) == 0
 
@@ -139,7 +140,7 @@ def test_replay_republishes_every_dead_letter_byte_for_byte_and_commits(dead: Dl
         assert name == dlq.REPLAYED_FROM
         topic, partition, offset = origin.decode().rsplit("/", 2)
         assert topic == dead.topic
-        story = dlq.read_dead_letter(letters[(int(partition), int(offset))])
+        story = dlq.read_dead_letter(record_of(letters[(int(partition), int(offset))]))
         original = dead.originals[(story.original_topic, story.original_partition, story.original_offset)]
         assert record.key() == original.key() and record.value() == original.value()
         assert headers[:-1] == original.headers()  # original headers, in order, no hubstream.dlq.* left
@@ -236,8 +237,9 @@ def test_a_missing_target_topic_fails_before_anything_is_committed(dead: Dlq) ->
 def test_a_failed_delivery_commits_nothing_and_says_a_rerun_is_safe(dead: Dlq) -> None:
     # a dead letter too big for a producer that refuses records over 1000 bytes, after six small ones
     original = dead.originals[next(iter(dead.originals))]
-    produce(dead.broker, dead.topic, [(b"big", b"x" * 2000, dlq.dead_letter_headers(original, ValueError(), 1, "g"))])
-    with pytest.raises(ReplayIncompleteError, match="Nothing was committed.*re-running is safe"):
+    headers = dlq.dead_letter_headers(record_of(original), ValueError(), 1, "g")
+    produce(dead.broker, dead.topic, [(b"big", b"x" * 2000, headers)])
+    with pytest.raises(ReplayIncompleteError, match=r"Nothing was committed.*re-running is safe"):
         dead.replay(settings=dead.settings(max_message_bytes=1000))
     assert dead.broker.committed(default_group(dead.topic), dead.topic, PARTITIONS) == {0: -1001, 1: -1001}
 
@@ -252,7 +254,7 @@ def test_filters_are_checked_and_name_the_valid_names() -> None:
         "error-class",
         "key",
     )
-    with pytest.raises(UnknownFilterError, match="unknown name 'error'.*error-class, key"):
+    with pytest.raises(UnknownFilterError, match=r"unknown name 'error'.*error-class, key"):
         parse_filters(["error=ValueError"])
     with pytest.raises(UnknownFilterError, match="no '='"):
         parse_filters(["error-class"])

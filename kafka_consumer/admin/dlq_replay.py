@@ -42,8 +42,8 @@ from kafka_consumer.dead_letters import (
     DeadLetter,
     NotADeadLetterError,
     read_dead_letter,
-    where,
 )
+from kafka_consumer.records import Record, record_of
 from kafka_producer.producer import AsyncProducer, Delivery
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,9 @@ def matches(letter: DeadLetter, filters: Mapping[str, str]) -> bool:
     return all(fields[name] == value for name, value in filters.items())
 
 
-def replay_headers(letter: DeadLetter, message: Message) -> list[tuple[str, bytes]]:
+def replay_headers(letter: DeadLetter, record: Record) -> list[tuple[str, bytes]]:
     """The original record's headers plus where in the DLQ this replay came from."""
-    origin = f"{message.topic()}/{message.partition()}/{message.offset()}"
+    origin = f"{record.topic}/{record.partition}/{record.offset}"
     return [*letter.headers, (REPLAYED_FROM, origin.encode())]
 
 
@@ -252,24 +252,24 @@ class _Replay:
     async def _read_and_publish(self, reader: _DlqReader) -> None:
         try:
             async for batch in reader.batches():
-                for message in batch:
-                    self._handle(message)
+                for record in batch:
+                    self._handle(record)
                 self.progress(self.summary.read, reader.total(self.summary.read))
         except BrokerError as exc:
             raise ReplayIncompleteError(self.summary.dlq_topic, self.summary.group, str(exc)) from exc
 
-    def _handle(self, message: Message) -> None:
+    def _handle(self, record: Record) -> None:
         s = self.summary
         s.read += 1
         try:
-            letter = read_dead_letter(message)
+            letter = read_dead_letter(record)
         except (NotADeadLetterError, ValueError) as exc:  # ValueError: a dlq header that is not a number
             s.skipped_not_dead_letters += 1
-            reason = exc if isinstance(exc, NotADeadLetterError) else f"{where(message)}: a malformed header: {exc}"
+            reason = exc if isinstance(exc, NotADeadLetterError) else f"{record.where}: a malformed header: {exc}"
             log.warning(
                 "skipping a record that is not a dead letter: %s",
                 reason,
-                extra={"event": "dlq_replay_skipped", "dlq_topic": s.dlq_topic, "offset": message.offset()},
+                extra={"event": "dlq_replay_skipped", "dlq_topic": s.dlq_topic, "offset": record.offset},
             )
             return
         if not matches(letter, self.filters):
@@ -277,17 +277,17 @@ class _Replay:
         target = self.to or letter.original_topic
         self._require_target(
             target,
-            f"it is the original topic of {where(message)}; create it, or pass --to TOPIC. "
+            f"it is the original topic of {record.where}; create it, or pass --to TOPIC. "
             "Records re-published so far are published again by the next run",
         )
         s.matched += 1
         s.by_target[target] = s.by_target.get(target, 0) + 1
         if len(s.listed) < LIST_LIMIT:
             original = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
-            s.listed.append(ReplayedRecord(message.partition(), message.offset(), target, original, letter.error_class))
+            s.listed.append(ReplayedRecord(record.partition, record.offset, target, original, letter.error_class))
         if self.producer is not None:
             self.acks.append(
-                self.producer.send(target, letter.value, key=letter.key, headers=replay_headers(letter, message))
+                self.producer.send(target, letter.value, key=letter.key, headers=replay_headers(letter, record))
             )
 
     def _require_target(self, topic: str, hint: str) -> None:
@@ -351,12 +351,12 @@ class _DlqReader:
             raise BrokerError(f"could not read the offsets of group {self.group!r}: {exc.args[0].str()}") from exc
         return set(metadata.topics)
 
-    async def batches(self) -> AsyncIterator[list[Message]]:
+    async def batches(self) -> AsyncIterator[list[Record]]:
         """Batches of records, until every partition reached its end once; raises BrokerError when stuck."""
         last_news = time.monotonic()
         while len(self.done) < len(self._start):
             polled = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_S)
-            batch = [message for message in polled if self._take(message)]
+            batch = [record for message in polled if (record := self._take(message)) is not None]
             if any(message.error() is None or _is_eof(message) for message in polled):
                 last_news = time.monotonic()
             elif time.monotonic() - last_news > self._idle_timeout_s:
@@ -366,22 +366,24 @@ class _DlqReader:
                 )
             yield batch
 
-    def _take(self, message: Message) -> bool:
-        """Whether a polled message is a record to replay; notes ends of partitions and raises fatal errors."""
+    def _take(self, message: Message) -> Record | None:
+        """A polled message as a record to replay, or None; notes ends of partitions and raises fatal errors."""
         error = message.error()
         if error is not None:
-            if _is_eof(message):
-                self.done.add(message.partition())
-                self._consumer.pause([TopicPartition(self.topic, message.partition())])
+            partition = message.partition()
+            if _is_eof(message) and partition is not None:  # an end-of-partition event names its partition
+                self.done.add(partition)
+                self._consumer.pause([TopicPartition(self.topic, partition)])
             elif error.fatal():
                 raise BrokerError(f"the consumer of {self.topic!r} failed: {error.str()}")
             else:  # librdkafka retries these itself (e.g. a connection that dropped); the idle timeout bounds it
                 log.warning("reading %s: %s", self.topic, error.str())
-            return False
-        if message.partition() in self.done:  # fetched after the end we stop at
-            return False
-        self.next_offsets[message.partition()] = message.offset() + 1
-        return True
+            return None
+        record = record_of(message)
+        if record.partition in self.done:  # fetched after the end we stop at
+            return None
+        self.next_offsets[record.partition] = record.offset + 1
+        return record
 
     def total(self, read: int) -> int | None:
         """Records read plus those left, from the watermarks the last fetches brought (no broker query)."""
@@ -405,9 +407,10 @@ class _DlqReader:
             result = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             raise ReplayCommitError(self.group, replayed, exc.args[0].str()) from exc
-        failed = [tp for tp in result or [] if tp.error is not None]
+        failed = [(tp.partition, tp.error) for tp in result or [] if tp.error is not None]
         if failed:
-            raise ReplayCommitError(self.group, replayed, f"partition {failed[0].partition}: {failed[0].error.str()}")
+            partition, error = failed[0]
+            raise ReplayCommitError(self.group, replayed, f"partition {partition}: {error.str()}")
         return dict(self.next_offsets)
 
     def close(self) -> None:

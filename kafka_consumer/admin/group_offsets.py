@@ -15,7 +15,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, ListOffsetsResultInfo, OffsetSpec
 
 from hubstream.errors import BrokerError, HubstreamError
 
@@ -62,13 +62,16 @@ def plan_reset(
 
 
 def _spec(to: ResetTarget, at: datetime | None) -> OffsetSpec:
+    spec: OffsetSpec  # confluent-kafka does not annotate what its constructors return
     if to == "earliest":
-        return OffsetSpec.earliest()
-    if to == "latest":
-        return OffsetSpec.latest()
-    if at is None:
+        spec = OffsetSpec.earliest()
+    elif to == "latest":
+        spec = OffsetSpec.latest()
+    elif at is None:
         raise HubstreamError("--to datetime needs --datetime, e.g. 2026-01-31T09:00:00Z")
-    return OffsetSpec.for_timestamp(int(at.timestamp() * 1000))
+    else:
+        spec = OffsetSpec.for_timestamp(int(at.timestamp() * 1000))
+    return spec
 
 
 def apply_reset(admin: AdminClient, group: str, changes: list[OffsetChange]) -> None:
@@ -118,7 +121,7 @@ def _list_offsets(admin: AdminClient, topic: str, partitions: list[int], spec: O
     futures = admin.list_offsets({TopicPartition(topic, p): spec for p in partitions}, request_timeout=_TIMEOUT_S)
     targets = {}
     for tp, future in futures.items():
-        info = future.result(_TIMEOUT_S)
+        info: ListOffsetsResultInfo = future.result(_TIMEOUT_S)
         # -1: no record at or after the timestamp, i.e. the end of the partition
         targets[tp.partition] = info.offset if info.offset >= 0 else _end(admin, topic, tp.partition)
     return targets
@@ -126,4 +129,6 @@ def _list_offsets(admin: AdminClient, topic: str, partitions: list[int], spec: O
 
 def _end(admin: AdminClient, topic: str, partition: int) -> int:
     tp = TopicPartition(topic, partition)
-    return admin.list_offsets({tp: OffsetSpec.latest()}, request_timeout=_TIMEOUT_S)[tp].result(_TIMEOUT_S).offset
+    latest: OffsetSpec = OffsetSpec.latest()
+    info: ListOffsetsResultInfo = admin.list_offsets({tp: latest}, request_timeout=_TIMEOUT_S)[tp].result(_TIMEOUT_S)
+    return info.offset

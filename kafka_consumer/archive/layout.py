@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def final_files(directory: Path) -> list[ArchiveFile]:
                 raise ArchiveCorruptError(f"{directory / name}: first offset is after the last")
             files.append(ArchiveFile(directory / name, first, last))
     files.sort(key=lambda f: f.first)
-    for before, after in zip(files, files[1:]):
+    for before, after in pairwise(files):
         if after.first <= before.last:
             raise ArchiveCorruptError(
                 f"{before.path} and {after.path} both hold offsets {after.first}..{min(before.last, after.last)}: "

@@ -139,7 +139,7 @@ class ArchiveSink:
                 starts[tp] = start
         return starts
 
-    def write(self, event: ConsumedEvent, raw_value: bytes | None, writer_schema: dict) -> None:
+    def write(self, event: ConsumedEvent, raw_value: bytes | None, writer_schema: dict[str, Any]) -> None:
         tp = (event.topic, event.partition)
         state = self._started(tp)
         offset = event.offset
@@ -191,10 +191,10 @@ class ArchiveSink:
 
     # --- files ----------------------------------------------------------------------------------------
 
-    def _open(self, tp: TP, state: _Partition, event: ConsumedEvent, writer_schema: dict) -> _OpenFile:
+    def _open(self, tp: TP, state: _Partition, event: ConsumedEvent, writer_schema: dict[str, Any]) -> _OpenFile:
         make_dirs(self.root, state.directory)
         temp = state.directory / temp_name(event.offset)
-        handle = open(temp, "xb")
+        handle = open(temp, "xb")  # noqa: SIM115 - stays open in the _OpenFile until _roll() closes it
         metadata = {
             META_TOPIC: tp[0],
             META_PARTITION: str(tp[1]),
@@ -290,7 +290,7 @@ class ArchiveSink:
                 raise
             raise ArchiveError(state.failed) from exc
 
-    def _body(self, event: ConsumedEvent, raw_value: bytes | None, writer_schema: dict) -> bytes:
+    def _body(self, event: ConsumedEvent, raw_value: bytes | None, writer_schema: dict[str, Any]) -> bytes:
         if raw_value is not None:
             return raw_value
         parsed = self._parsed_writers.get(event.schema_id)
@@ -360,6 +360,6 @@ def _refuse_overlap(directory: Path, current: _OpenFile) -> None:
             )
 
 
-def _plain_schema(schema: dict) -> dict:
+def _plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
     # a schema fastavro has parsed carries private keys that are not Avro
     return {key: value for key, value in schema.items() if not key.startswith("__")}

@@ -26,10 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from confluent_kafka import Message
-
 from hubstream.errors import RegistryError
-from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter, where
+from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.failures import Failed, RetryPolicy, call_with_retries
 from kafka_consumer.handlers import Handler
@@ -37,6 +35,7 @@ from kafka_consumer.loop_thread import LoopThread
 from kafka_consumer.metrics import WorkerMetrics
 from kafka_consumer.processing import Completed, Halted, Lane, Report
 from kafka_consumer.processors.key_order import KeyOrderedQueue
+from kafka_consumer.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +47,10 @@ R = TypeVar("R")
 class Work:
     """A fetched record for a lane: decoded, or with the reason it could not be."""
 
-    message: Message
+    record: Record
     event: ConsumedEvent | None = None
     poison: BaseException | None = None  # undecodable: dead-letter at once
-    decode: Callable[[Message], ConsumedEvent] | None = None  # the registry was unreachable: decode again
+    decode: Callable[[Record], ConsumedEvent] | None = None  # the registry was unreachable: decode again
 
 
 @dataclass
@@ -64,7 +63,7 @@ class _Lane:
     closed: bool = False
 
 
-class _Halt(Exception):
+class _Halt(Exception):  # noqa: N818 - a signal, not an error: "halt this lane, for this reason" (caught in _run)
     pass
 
 
@@ -83,7 +82,8 @@ class Dispatcher:
         self.group = group
         self.reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
         self._handler = handler
-        self._is_async = handler is not None and inspect.iscoroutinefunction(handler)
+        self._async_handler = handler if handler is not None and inspect.iscoroutinefunction(handler) else None
+        self._is_async = self._async_handler is not None
         self._retry = retry
         self._make_dead_letters = dead_letters
         self._dead_letters: DeadLetterWriter | None = None
@@ -158,7 +158,7 @@ class Dispatcher:
             lane = self._lanes.get(lane_id)
             if lane is None or lane.closed or lane.halted:
                 continue
-            lane.queue.push(work.message.key(), work)
+            lane.queue.push(work.record.key, work)
             touched[lane_id] = lane
         for lane in touched.values():
             self._pump(lane)
@@ -189,28 +189,30 @@ class Dispatcher:
             await asyncio.wait(pending, timeout=1.0)
         if not self._is_async:
             self.abandoned_threads += len(left)  # a plain handler's thread cannot be interrupted: it runs on
-        for lane, offset in [slot for slot in self._running if slot[0] in closing]:
-            self._running.pop((lane, offset), None)
+        for slot in [slot for slot in self._running if slot[0] in closing]:
+            self._running.pop(slot, None)
         return left
 
     async def _run(self, lane: _Lane, work: Work) -> None:
-        message = work.message
-        offset = message.offset()
+        record = work.record
+        offset = record.offset
         slot = (lane.id, offset)
         try:
             failed = await self._handle(work, lambda: self._started(slot, lane.tp, offset))
-            if failed is None or await self._give_up(lane, message, failed):
+            if failed is None or await self._give_up(lane, record, failed):
                 self.reports.put(Completed(lane.id, lane.tp, offset))
         except _Halt as halt:
             self._halt(lane, offset, str(halt))
         except asyncio.CancelledError:
             raise  # revoked, lost or shutting down: not finished, so not reported
         except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit from a handler: stop the partition, say why
-            self._halt(lane, offset, f"unexpected {exc.__class__.__name__} while handling {where(message)}: {exc}")
+            self._halt(lane, offset, f"unexpected {exc.__class__.__name__} while handling {record.where}: {exc}")
         finally:
             self._running.pop(slot, None)
-            lane.queue.done(message.key())
-            lane.tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            lane.queue.done(record.key)
+            task = asyncio.current_task()
+            if task is not None:  # always: this runs as a task
+                lane.tasks.discard(task)
             self._pump(lane)
 
     def _started(self, slot: tuple[int, int], tp: TP, offset: int) -> None:
@@ -219,7 +221,7 @@ class Dispatcher:
 
     async def _handle(self, work: Work, started_attempt: Callable[[], None]) -> Failed | None:
         """None when the handler succeeded; Failed when the record should be dead-lettered."""
-        topic = work.message.topic()
+        topic = work.record.topic
         if work.poison is not None:
             return Failed(work.poison, 0)
         event = work.event
@@ -234,7 +236,7 @@ class Dispatcher:
             self._metrics.for_topic(self.group, topic).retried.inc()
             log.warning(
                 "%s: attempt %d failed (%s: %s); retrying",
-                where(work.message),
+                work.record.where,
                 attempt,
                 error.__class__.__name__,
                 error,
@@ -255,7 +257,7 @@ class Dispatcher:
 
         async def attempt() -> None:
             try:
-                decoded.append(await self._loop.run_in_executor(self._pool, decode, work.message))
+                decoded.append(await self._loop.run_in_executor(self._pool, decode, work.record))
             except RegistryError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the record itself is bad: dead-letter it
@@ -265,7 +267,7 @@ class Dispatcher:
             attempt,
             self._retry,
             on_retry=lambda error, n: log.warning(
-                "%s: schema registry unreachable (attempt %d): %s", where(work.message), n, error
+                "%s: schema registry unreachable (attempt %d): %s", work.record.where, n, error
             ),
         )
         if failed is not None:
@@ -273,12 +275,12 @@ class Dispatcher:
         return Failed(poison[0], 0) if poison else decoded[0]
 
     async def _call(self, event: ConsumedEvent, started_attempt: Callable[[], None]) -> None:
-        handler = self._handler
-        assert handler is not None
-        if self._is_async:
+        if self._async_handler is not None:
             started_attempt()
-            await handler(event)  # type: ignore[misc]
+            await self._async_handler(event)
             return
+        handler = self._handler
+        assert handler is not None  # the handler processor always passes one
 
         def run() -> object:
             started_attempt()  # when a pool thread takes it, not while it waits for one
@@ -288,22 +290,22 @@ class Dispatcher:
         if inspect.isawaitable(result):
             await result
 
-    async def _give_up(self, lane: _Lane, message: Message, failed: Failed) -> bool:
+    async def _give_up(self, lane: _Lane, record: Record, failed: Failed) -> bool:
         """Dead-letter a record that failed; False when that was not possible and the lane halted."""
-        topic = message.topic()
+        topic = record.topic
         self._metrics.for_topic(self.group, topic).failed.inc()
         if self._dead_letters is None:
             self._halt(
                 lane,
-                message.offset(),
-                f"{where(message)} failed {failed.attempts} attempt(s) and dead "
+                record.offset,
+                f"{record.where} failed {failed.attempts} attempt(s) and dead "
                 f"letters are off: {failed.error.__class__.__name__}: {failed.error}",
             )
             return False
         try:
-            await self._dead_letters.write(message, failed.error, failed.attempts)
+            await self._dead_letters.write(record, failed.error, failed.attempts)
         except DeadLetterError as exc:
-            self._halt(lane, message.offset(), str(exc))
+            self._halt(lane, record.offset, str(exc))
             return False
         self._metrics.for_topic(self.group, topic).dead_lettered.inc()
         return True

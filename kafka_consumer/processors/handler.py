@@ -11,8 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Message
-
 from hubstream.errors import RegistryError, SerdeError
 from kafka_consumer.dead_letters import DeadLetterWriter
 from kafka_consumer.events import ConsumedEvent, decode_event
@@ -20,6 +18,7 @@ from kafka_consumer.handlers import Handler
 from kafka_consumer.health import HandlerWatch
 from kafka_consumer.processing import TP, Lane, Report, WorkerContext
 from kafka_consumer.processors.dispatch import Dispatcher, Work
+from kafka_consumer.records import Record
 from schemas.contracts import Contract
 from schemas.serde import AvroSerde
 
@@ -73,8 +72,8 @@ class HandlerProcessor:
             self._running.open_lane(lane)
         return {}
 
-    def accept(self, records: list[tuple[Lane, Message]]) -> None:
-        self._running.submit([(lane.id, self._work(message)) for lane, message in records])
+    def accept(self, records: list[tuple[Lane, Record]]) -> None:
+        self._running.submit([(lane.id, self._work(record)) for lane, record in records])
 
     def reports(self) -> list[Report]:
         reports = self._running.reports
@@ -130,19 +129,19 @@ class HandlerProcessor:
             raise RuntimeError("the handler processor was not started")
         return self._dispatcher
 
-    def _work(self, message: Message) -> Work:
+    def _work(self, record: Record) -> Work:
         if time.monotonic() < self._registry_down_until:
-            return self._decode_later(message)  # the registry just failed: do not make the poll thread wait again
+            return self._decode_later(record)  # the registry just failed: do not make the poll thread wait again
         try:
-            return Work(message, event=self._decode(message))
+            return Work(record, event=self._decode(record))
         except RegistryError:
             self._registry_down_until = time.monotonic() + _REGISTRY_BACKOFF_S
-            return self._decode_later(message)
+            return self._decode_later(record)
         except SerdeError as exc:
-            return Work(message, poison=exc)
+            return Work(record, poison=exc)
 
-    def _decode_later(self, message: Message) -> Work:
-        return Work(message, decode=self._decode)  # decoded, and retried, on the lane
+    def _decode_later(self, record: Record) -> Work:
+        return Work(record, decode=self._decode)  # decoded, and retried, on the lane
 
-    def _decode(self, message: Message) -> ConsumedEvent:
-        return decode_event(self._serde, message, self._readers.get(message.topic()))
+    def _decode(self, record: Record) -> ConsumedEvent:
+        return decode_event(self._serde, record, self._readers.get(record.topic))

@@ -11,7 +11,7 @@ The worker drives a sink from its poll thread (rebalance callbacks included), so
 Commit nothing a sink did not report in durable(): that is what makes its output survive a crash.
 
 A record that cannot be decoded is dead-lettered (and counts as written). One the sink cannot take, or one met
-while the registry is unreachable, stops the worker (ProcessingStopped) without committing it.
+while the registry is unreachable, stops the worker (ProcessingStoppedError) without committing it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
-
-from confluent_kafka import Message
 
 from hubstream.errors import RegistryError, SerdeError
 from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
@@ -33,10 +31,11 @@ from kafka_consumer.processing import (
     Completed,
     Halted,
     Lane,
-    ProcessingStopped,
+    ProcessingStoppedError,
     Report,
     WorkerContext,
 )
+from kafka_consumer.records import Record
 from schemas.contracts import Contract
 from schemas.serde import AvroSerde
 
@@ -54,7 +53,7 @@ class Sink(Protocol):
         (temporary files) of those partitions."""
         ...
 
-    def write(self, event: ConsumedEvent, raw_value: bytes | None, writer_schema: dict) -> None:
+    def write(self, event: ConsumedEvent, raw_value: bytes | None, writer_schema: dict[str, Any]) -> None:
         """Accept one record (records of a partition arrive in offset order)."""
         ...
 
@@ -111,10 +110,10 @@ class SinkProcessor:
         at = committed()
         return self._sink.start_offsets([lane.tp for lane in lanes], at)
 
-    def accept(self, records: list[tuple[Lane, Message]]) -> None:
-        for lane, message in records:
+    def accept(self, records: list[tuple[Lane, Record]]) -> None:
+        for lane, record in records:
             if lane.id not in self._halted:
-                self._write(lane, message)
+                self._write(lane, record)
 
     def reports(self) -> list[Report]:
         reports, self._reports = self._reports, []
@@ -146,34 +145,33 @@ class SinkProcessor:
                 self._dead_letters = None
             self._loop.stop()
 
-    def _write(self, lane: Lane, message: Message) -> None:
-        offset = message.offset()
+    def _write(self, lane: Lane, record: Record) -> None:
         try:
-            event = decode_event(self._serde, message, self._readers.get(message.topic()))
+            event = decode_event(self._serde, record, self._readers.get(record.topic))
         except RegistryError as exc:
-            raise ProcessingStopped(message, exc) from exc
+            raise ProcessingStoppedError(record, exc) from exc
         except SerdeError as exc:
-            self._dead_letter(lane, message, exc)
+            self._dead_letter(lane, record, exc)
             return
         try:
             self._sink.write(event, event.body, self._writer_schema(event.schema_id))
         except Exception as exc:
-            log.error("%s[%d]@%d failed: %s", message.topic(), message.partition(), offset, exc)
-            raise ProcessingStopped(message, exc) from exc
-        self._reports.append(Completed(lane.id, lane.tp, offset))
+            log.error("%s failed: %s", record.where, exc)
+            raise ProcessingStoppedError(record, exc) from exc
+        self._reports.append(Completed(lane.id, lane.tp, record.offset))
 
-    def _dead_letter(self, lane: Lane, message: Message, error: SerdeError) -> None:
+    def _dead_letter(self, lane: Lane, record: Record, error: SerdeError) -> None:
         if self._dead_letters is None:  # dead letters are off
-            raise ProcessingStopped(message, error) from error
+            raise ProcessingStoppedError(record, error) from error
         try:
-            self._loop.call(self._dead_letters.write(message, error, 0))
+            self._loop.call(self._dead_letters.write(record, error, 0))
         except DeadLetterError as exc:
             self._halted.add(lane.id)
-            self._reports.append(Halted(lane.id, lane.tp, message.offset(), str(exc)))
+            self._reports.append(Halted(lane.id, lane.tp, record.offset, str(exc)))
             return
         assert self._context is not None
-        self._context.metrics.for_topic(self._context.group, message.topic()).dead_lettered.inc()
-        self._reports.append(Completed(lane.id, lane.tp, message.offset()))
+        self._context.metrics.for_topic(self._context.group, record.topic).dead_lettered.inc()
+        self._reports.append(Completed(lane.id, lane.tp, record.offset))
 
     def _writer_schema(self, schema_id: str) -> dict[str, Any]:
         schema = self._writer_schemas.get(schema_id)
