@@ -57,7 +57,7 @@ class BatchResult(BaseModel):
     results: list[BatchItem]
 
 
-class RequestProblem(HubstreamError):
+class RejectedRequestError(HubstreamError):
     """A request the API cannot take as it is (bad JSON, too large); carries its HTTP status and code."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -120,10 +120,11 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestProblem(400, "InvalidJson", f"request body is not valid JSON: {exc}") from exc
+            raise RejectedRequestError(400, "InvalidJson", f"request body is not valid JSON: {exc}") from exc
 
     def publisher(request: Request) -> EventPublisher:
-        return request.app.state.service.publisher
+        service: ProducerService = request.app.state.service
+        return service.publisher
 
     @app.post(
         "/v1/topics/{topic}/events",
@@ -152,8 +153,9 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         if not isinstance(events, list):
             raise EventValidationError(pub.binding(topic).schema, [("events", "expected a JSON array of events")])
         outcomes = await pub.publish_batch(topic, events)
-        if outcomes and all(isinstance(o, BrokerUnavailableError) for o in outcomes):
-            raise outcomes[0]
+        unavailable = [o for o in outcomes if isinstance(o, BrokerUnavailableError)]
+        if unavailable and len(unavailable) == len(outcomes):
+            raise unavailable[0]
         return BatchResult(topic=topic, results=[_batch_item(i, o) for i, o in enumerate(outcomes)])
 
     @app.get("/healthz", summary="The process is up")
@@ -194,8 +196,8 @@ async def _in_thread(fn: Callable[[], bool]) -> bool:
     return await asyncio.to_thread(fn)
 
 
-def _too_large(limit: int) -> RequestProblem:
-    return RequestProblem(
+def _too_large(limit: int) -> RejectedRequestError:
+    return RejectedRequestError(
         413, "PayloadTooLarge", f"request body is larger than {limit} bytes; split it into smaller batches"
     )
 
@@ -208,8 +210,8 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     """Map domain errors to HTTP in one place."""
 
-    @app.exception_handler(RequestProblem)
-    async def request_problem(_: Request, exc: RequestProblem) -> JSONResponse:
+    @app.exception_handler(RejectedRequestError)
+    async def rejected_request(_: Request, exc: RejectedRequestError) -> JSONResponse:
         return _error(exc.status, exc.code, str(exc))
 
     @app.exception_handler(EventValidationError)

@@ -104,11 +104,7 @@ class AsyncProducer:
         future: asyncio.Future[Delivery] = loop.create_future()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                outcome: Delivery | BaseException = delivery_error(error, topic)
-            else:
-                _, ts = message.timestamp()
-                outcome = Delivery(message.topic(), message.partition(), message.offset(), ts)
+            outcome = delivery_error(error, topic) if error is not None else _delivered(topic, message)
             loop.call_soon_threadsafe(_settle, future, outcome)
 
         kwargs: dict[str, Any] = {
@@ -153,6 +149,15 @@ class AsyncProducer:
         if left:
             log.error("%d records were not delivered before the producer closed", left)
         return int(left)
+
+
+def _delivered(topic: str, message: Message) -> Delivery | BrokerError:
+    """Where the broker put an acknowledged record (librdkafka sets its partition and offset)."""
+    partition, offset = message.partition(), message.offset()
+    if partition is None or offset is None:
+        return BrokerError(f"the broker acknowledged a record for {topic!r} without saying where it is")
+    _, ts = message.timestamp()
+    return Delivery(topic, partition, offset, ts)
 
 
 def _settle(future: asyncio.Future[Delivery], outcome: Delivery | BaseException) -> None:
