@@ -30,9 +30,12 @@ HubstreamError
 │   └── UnsupportedSchemaTypeError    415 unknown format, or not the group's format
 ├── BrokerError                       Kafka produce / consume / admin failures
 │   ├── BrokerUnavailableError        the broker did not acknowledge within the bounded wait
+│   │   └── BrokerUnreachableError    no broker answered an operator command in time [kafka_consumer.admin]
 │   ├── DeadLetterError               a record could not be dead-lettered; its partition stops [kafka_consumer]
 │   ├── ReplayIncompleteError         dlq replay stopped before its commit; re-run it [kafka_consumer.admin]
-│   └── ReplayCommitError             dlq replay published but could not commit [kafka_consumer.admin]
+│   ├── ReplayCommitError             dlq replay published but could not commit [kafka_consumer.admin]
+│   ├── NoSuchTopicError              no such topic on the cluster [kafka_consumer.admin]
+│   └── UnknownPartitionError         tail --partition the topic does not have [kafka_consumer.admin]
 ├── PermanentError                    raised by a handler: no retry will fix this record [kafka_consumer]
 ├── ProcessingStoppedError            the worker stopped on a record it could not process [kafka_consumer]
 ├── NotADeadLetterError               a record on a DLQ without hubstream's dead-letter headers [kafka_consumer]
@@ -43,6 +46,7 @@ HubstreamError
 │   ├── UnknownFilterError            a --filter it does not understand
 │   └── TopicNotFoundError            the DLQ or the original topic does not exist
 ├── ActiveGroupError                  offsets of a group that has members cannot be reset [kafka_consumer.admin]
+├── InvalidStartError                 a tail --from it does not understand [kafka_consumer.admin]
 ├── RequestProblem                    a request the producer API cannot take [kafka_producer.api]
 ├── AuthError                         401: no, a bad or an expired token [delivery.auth]
 │   └── ForbiddenError                403: another recipient's mailbox, or not an admin

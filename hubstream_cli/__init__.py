@@ -21,10 +21,12 @@ def _register() -> None:
         dev,
         dlq,
         groups,
+        partitions,
         produce_api,
         provision,
         registry,
         schemas,
+        tail,
         webhooks,
     )
 
@@ -33,6 +35,8 @@ def _register() -> None:
     app.command("consume")(consume.consume)
     app.command("deliver")(deliver.deliver)
     app.command("provision")(provision.provision)
+    app.command("partitions")(partitions.partitions)
+    app.command("tail")(tail.tail_command)
     app.add_typer(registry.app, name="registry")
     app.add_typer(groups.app, name="groups")
     app.add_typer(schemas.app, name="schemas")
