@@ -17,7 +17,7 @@ import json
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from schemas.registry import SchemaRegistry
 DEFAULT_MODE = Mode.BACKWARD
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     UNCHANGED = "unchanged"
     NEW_VERSION = "new version"
     NEW_SCHEMA = "new schema"

@@ -67,6 +67,15 @@ class _Denied:
         self.until = until
 
 
+def _denial(error: BaseException, deny_for: Callable[[Exception], float | None] | None) -> _Denied | None:
+    """The refusal to cache for a failed load, if ``deny_for`` says to (never for a BaseException such as a
+    KeyboardInterrupt)."""
+    if deny_for is None or not isinstance(error, Exception):
+        return None
+    ttl = deny_for(error)
+    return _Denied(error, time.monotonic() + ttl) if ttl else None
+
+
 class SingleFlightLru(Generic[K, V]):
     """A bounded LRU whose misses are loaded once, however many threads ask at the same time."""
 
@@ -107,11 +116,11 @@ class SingleFlightLru(Generic[K, V]):
         try:
             value = load()
         except BaseException as exc:
-            ttl = deny_for(exc) if deny_for is not None and isinstance(exc, Exception) else None
+            denied = _denial(exc, deny_for)
             with self._lock:
                 del self._loading[key]
-                if ttl:
-                    self._store(key, _Denied(exc, time.monotonic() + ttl))
+                if denied is not None:
+                    self._store(key, denied)
             future.set_exception(exc)
             raise
         with self._lock:
@@ -180,7 +189,7 @@ class SchemaRegistry:
                 lambda: self.client.register_schema(self.group, contract.name, contract.text, AVRO_FORMAT),
                 f"register {contract.name} in group {self.group!r}",
             )
-        except _NotFound as exc:
+        except _NotFoundError as exc:
             raise RegistryError(
                 f"schema group {self.group!r} does not exist in {self.namespace}: create it (Azure portal: "
                 "Event Hubs namespace > Schema Registry) or set HUBSTREAM_REGISTRY__GROUP to an existing one; "
@@ -212,14 +221,14 @@ class SchemaRegistry:
                 lambda: self.client.get_schema_properties(self.group, contract.name, contract.text, AVRO_FORMAT),
                 f"look up the id of {contract.name} in group {self.group!r}",
             )
-        except _NotFound:
+        except _NotFoundError:
             raise SchemaNotRegisteredError(contract.name, self.group) from None
         return str(properties.id)
 
     def _fetch(self, schema_id: str) -> str:
         try:
             schema = self.call(lambda: self.client.get_schema(schema_id), f"fetch schema id {schema_id!r}")
-        except _NotFound:
+        except _NotFoundError:
             raise UnknownSchemaIdError(schema_id) from None
         except RegistryError as exc:
             if isinstance(exc.__cause__, HttpResponseError) and exc.__cause__.status_code == 400:
@@ -233,7 +242,7 @@ class SchemaRegistry:
         try:
             return request()
         except ResourceNotFoundError as exc:
-            raise _NotFound() from exc
+            raise _NotFoundError() from exc
         except ClientAuthenticationError as exc:
             raise RegistryError(
                 f"schema registry {self.namespace} refused the credential when trying to {action}: {_first_line(exc)}. "
@@ -255,7 +264,7 @@ class SchemaRegistry:
             raise RegistryError(f"schema registry {self.namespace} failed to {action}: {_first_line(exc)}") from exc
 
 
-class _NotFound(Exception):
+class _NotFoundError(Exception):
     """Internal: the registry answered 404; each caller says what was not found."""
 
 

@@ -34,7 +34,7 @@ is not the record's fault and carries nothing: retry or stop.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from hubstream.errors import ContractError, EventValidationError, UndecodableRecordError, UnknownSchemaIdError
@@ -146,7 +146,7 @@ class AvroSerde:
     def decode(
         self,
         value: bytes | None,
-        headers: Headers | Mapping[str, Any] | None,
+        headers: Sequence[tuple[str, bytes | str | None]] | Mapping[str, Any] | None,
         reader: Contract | dict[str, Any] | None = None,
     ) -> DecodedValue:
         """Decode one record value; ``reader`` resolves it into that schema's shape (defaults applied)."""

@@ -12,8 +12,9 @@ from io import BytesIO
 from typing import Any
 
 try:  # the compiled (Cython) fastavro: write into a bytearray, read from a file object
-    from fastavro._read import _read_data as _cy_read_data
-    from fastavro._write import write_data as _cy_write_data
+    # private Cython entry points, left out of fastavro's stubs: the codec calls them to skip the public wrappers
+    from fastavro._read import _read_data as _cy_read_data  # type: ignore[attr-defined]
+    from fastavro._write import write_data as _cy_write_data  # type: ignore[attr-defined]
 
     fastavro_read = _cy_read_data
 except ImportError:  # pragma: no cover - pure-Python fastavro (no wheel for this platform)

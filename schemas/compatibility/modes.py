@@ -21,7 +21,7 @@ in Azure.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 from hubstream.errors import ConfigurationError
 
@@ -36,7 +36,7 @@ class UnknownModeError(ConfigurationError, ValueError):
         )
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     NONE = "NONE"
     BACKWARD = "BACKWARD"
     FORWARD = "FORWARD"
@@ -62,7 +62,7 @@ class Mode(str, Enum):
 
     @property
     def azure_name(self) -> str:
-        """The name as Azure writes it (``Backward``), and the emulator for the modes Azure lacks (``FullTransitive``)."""
+        """The name as Azure writes it (``Backward``); the emulator's for the modes Azure lacks (``FullTransitive``)."""
         return "".join(word.capitalize() for word in self.name.split("_"))
 
     @property
