@@ -11,11 +11,20 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
+from types import SimpleNamespace
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+)
 
-from kafka_consumer.admin.group_offsets import ActiveGroupError, apply_reset, plan_reset
+from kafka_consumer.admin.group_offsets import ActiveGroupError, OffsetChange, apply_reset, plan_reset
 from tests.fixtures.broker import LocalKafka, unique
 
 
@@ -121,3 +130,57 @@ def test_cli_dry_run_changes_nothing(kafka_broker: LocalKafka, consumed_group: t
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stderr
     assert kafka_broker.committed(group, topic, 2) == {0: 5, 1: 5}
+
+
+def test_a_group_nothing_holds_can_be_reset(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
+    """A group id no consumer ever used: Kafka 4 describes it as not found, Tansu as Empty; both are resettable."""
+    _, topic = consumed_group
+    group = unique("never-used")
+    apply_reset(kafka_broker.admin, group, plan_reset(kafka_broker.admin, group, topic, "offset", offset=2))
+    assert kafka_broker.committed(group, topic, 2) == {0: 2, 1: 2}
+
+
+class _DeadGroupAdmin:
+    """Answers as Event Hubs does for a group nothing holds: DescribeGroups says Dead (or not found), no members;
+    the offsets are then committed as asked."""
+
+    def __init__(self, describe: object) -> None:
+        self.describe = describe
+        self.altered: list[ConsumerGroupTopicPartitions] = []
+
+    def describe_consumer_groups(self, groups: list[str], **_: object) -> dict[str, Future[object]]:
+        future: Future[object] = Future()
+        if isinstance(self.describe, BaseException):
+            future.set_exception(self.describe)
+        else:
+            future.set_result(self.describe)
+        return {groups[0]: future}
+
+    def alter_consumer_group_offsets(self, requests: list[ConsumerGroupTopicPartitions]) -> dict[str, Future[object]]:
+        self.altered.extend(requests)
+        future: Future[object] = Future()
+        future.set_result(requests[0])
+        return {requests[0].group_id: future}
+
+
+@pytest.mark.parametrize(
+    "describe",
+    [
+        SimpleNamespace(state=ConsumerGroupState.DEAD, members=[]),
+        KafkaException(KafkaError(KafkaError.GROUP_ID_NOT_FOUND)),
+    ],
+    ids=["dead", "not-found"],
+)
+def test_a_dead_group_is_reset_not_refused(describe: object) -> None:
+    admin = _DeadGroupAdmin(describe)
+    changes = [OffsetChange("t", 0, 7, 0), OffsetChange("t", 1, None, 0)]
+    apply_reset(admin, "dev-group", changes)  # type: ignore[arg-type]
+    [request] = admin.altered
+    assert [(tp.partition, tp.offset) for tp in request.topic_partitions or []] == [(0, 0), (1, 0)]
+
+
+def test_a_dead_group_with_members_is_still_refused() -> None:
+    admin = _DeadGroupAdmin(SimpleNamespace(state=ConsumerGroupState.STABLE, members=[object()]))
+    with pytest.raises(ActiveGroupError):
+        apply_reset(admin, "dev-group", [OffsetChange("t", 0, 7, 0)])  # type: ignore[arg-type]
+    assert admin.altered == []
