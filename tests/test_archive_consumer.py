@@ -14,6 +14,7 @@ from hubstream.settings import Settings
 from kafka_consumer.admin.group_offsets import apply_reset, plan_reset
 from kafka_consumer.archive import ArchiveSink, archive_offsets, read_archive
 from kafka_consumer.dead_letters import read_dead_letter
+from kafka_consumer.records import record_of
 from kafka_consumer.wiring import build_worker
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.events import chat_event
@@ -26,9 +27,7 @@ def produce_chat(settings: Settings, topic: str, count: int) -> None:
     produce_events(settings, topic, [chat_event(f"conv-{i % 5}", i) for i in range(count)])
 
 
-def archive_until(
-    broker: LocalKafka, settings: Settings, group: str, topic: str, root: Path, expected: int
-) -> None:
+def archive_until(broker: LocalKafka, settings: Settings, group: str, topic: str, root: Path, expected: int) -> None:
     """Run a worker with the archive sink until it owns both partitions and `expected` records are durable, then
     stop it (flush + commit)."""
     import threading
@@ -42,8 +41,10 @@ def archive_until(
         assert time.monotonic() < deadline, "archive did not fill up"
         time.sleep(0.2)
     ends = {p: max(archive_offsets(root, topic, p), default=-1) + 1 for p in range(2)}
-    wait_for(lambda: all(broker.committed(group, topic, 2)[p] >= end for p, end in ends.items()),
-             "the commit of what is archived")
+    wait_for(
+        lambda: all(broker.committed(group, topic, 2)[p] >= end for p, end in ends.items()),
+        "the commit of what is archived",
+    )
     worker.stop()
     thread.join(30)
 
@@ -114,7 +115,7 @@ def test_an_undecodable_record_is_dead_lettered_and_the_archive_moves_on(
     group, root = unique("archive"), tmp_path / "archive"
     archive_until(kafka_broker, settings, group, topic, root, 20)
 
-    [letter] = [read_dead_letter(m) for m in read_all(kafka_broker, topic + ".dlq", partitions=2)]
+    [letter] = [read_dead_letter(record_of(m)) for m in read_all(kafka_broker, topic + ".dlq", partitions=2)]
     assert (letter.original_partition, letter.original_offset, letter.error_class) == (0, 0, "UndecodableRecordError")
     assert 0 not in archive_offsets(root, topic, 0)
     assert sum(len(archive_offsets(root, topic, p)) for p in range(2)) == 20

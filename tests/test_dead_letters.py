@@ -18,6 +18,7 @@ from kafka_consumer.admin.dlq_replay import replay
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.failures import PermanentError
 from kafka_consumer.monitoring import MonitoringServer
+from kafka_consumer.records import record_of
 from schemas.contracts import Catalog
 from schemas.natural import NaturalJson
 from schemas.registry import SchemaRegistry
@@ -108,7 +109,7 @@ def test_each_kind_of_poison_is_dead_lettered_with_its_story_and_the_group_moves
     assert kafka_broker.committed(group, topic, 1) == {0: 8}
 
     letters = read_all(kafka_broker, topic + ".dlq")
-    stories = [dlq.read_dead_letter(m) for m in letters]
+    stories = [dlq.read_dead_letter(record_of(m)) for m in letters]
     assert [(s.original_offset, s.error_class, s.attempts) for s in stories] == [
         (1, "UndecodableRecordError", 0),
         (2, "UnknownSchemaIdError", 0),
