@@ -107,7 +107,8 @@ def test_invalid_schemas_are_contract_errors() -> None:
         m.parse({"type": "record", "name": "R", "fields": [{"name": "a", "type": "Missing"}]})
     with pytest.raises(ContractError, match="not valid Avro"):
         m.parse_text(
-            '{"type": "record", "name": "R", "namespace": "n", "fields": [{"name": "a", "type": {"type": "fixed", "name": "F", "size": 1}}, {"name": "b", "type": "other.F"}]}'
+            '{"type": "record", "name": "R", "namespace": "n", "fields": ['
+            '{"name": "a", "type": {"type": "fixed", "name": "F", "size": 1}}, {"name": "b", "type": "other.F"}]}'
         )
 
 

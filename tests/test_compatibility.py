@@ -388,7 +388,7 @@ def test_reader_findings_is_the_backward_core() -> None:
     for case in (c for c in CASES if c.mode is B and len(c.previous) == 1):
         direct = reader_findings(case.new, case.previous[0])
         rules = [f.rule.replace("reader-field-missing-default", ADDED) for f in direct]
-        assert sorted(zip(rules, (f.path for f in direct))) == sorted(case.expected), case.id
+        assert sorted(zip(rules, (f.path for f in direct), strict=True)) == sorted(case.expected), case.id
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ def test_mode_parse_rejects_with_valid_list(text: str) -> None:
 
 
 def test_check_accepts_mode_text() -> None:
-    assert check_compatibility(S3, [S1], "backward")[0].rule == ADDED  # type: ignore[arg-type]
+    assert check_compatibility(S3, [S1], "backward")[0].rule == ADDED  # type: ignore[arg-type] - text, on purpose
 
 
 def test_invalid_schema_is_a_contract_error() -> None:
@@ -769,7 +769,7 @@ def reshape(draw: st.DrawFn, type_: Any, names: Names, depth: int) -> Any:
         elif draw(st.booleans()):
             branches.reverse()
         extra = draw(st.sampled_from(PRIMS))
-        return branches + [extra] if extra not in branches and draw(st.booleans()) else branches
+        return [*branches, extra] if extra not in branches and draw(st.booleans()) else branches
     if isinstance(type_, dict) and type_["type"] == "enum":
         symbols = draw(st.lists(st.sampled_from(SYMBOLS), min_size=1, max_size=4, unique=True))
         extra = {"default": draw(st.sampled_from(symbols))} if draw(st.booleans()) else {}
@@ -812,7 +812,7 @@ def mutate_record(draw: st.DrawFn, writer: dict[str, Any], names: Names, depth: 
 def valid(schema: dict[str, Any]) -> bool:
     try:
         fastavro.parse_schema(copy.deepcopy(schema))
-    except Exception:  # any rejection: the mutation produced a schema that is not valid Avro
+    except Exception:  # noqa: BLE001 - any rejection: the mutation produced a schema that is not valid Avro
         return False
     return True
 
@@ -839,7 +839,7 @@ def fastavro_error(writer: dict[str, Any], reader: dict[str, Any], data: list[An
         buffer.seek(0)
         try:
             fastavro.schemaless_reader(buffer, parsed_writer, parsed_reader)
-        except Exception as exc:  # whatever fastavro raises, a reader fails
+        except Exception as exc:  # noqa: BLE001 - whatever fastavro raises, a reader fails
             return exc
     return None
 

@@ -31,7 +31,7 @@ def setting_exists(variable: str) -> bool:
         if field is None:
             return False
         if index < len(parts) - 1:
-            model = field.annotation  # type: ignore[assignment]
+            model = field.annotation  # type: ignore[assignment] - checked to be a model class just below
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 return False
     return True

@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def test_commits_stay_under_the_rate_cap_during_a_burst(
     for at, offsets in commits:
         for _, partition in offsets:
             times[partition].append(at)
-    gaps = [b - a for series in times.values() for a, b in zip(series, series[1:], strict=False)]
+    gaps = [b - a for series in times.values() for a, b in pairwise(series)]
     assert gaps, "no partition was committed twice"
     assert min(gaps) >= 0.5 - 0.02, f"a partition was committed {min(gaps):.3f} s after its previous commit"
     assert sum(kafka_broker.committed(group, topic, 3).values()) == total

@@ -165,7 +165,7 @@ def test_mailbox_routes_need_the_recipients_own_token(chat_setup: tuple[Any, str
 def _state(url: str, recipient: str) -> dict[str, Any]:
     response = httpx.get(f"{url}/v1/mailboxes/{recipient}", headers=auth(recipient), timeout=10)
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()  # type: ignore[no-any-return] - httpx types a JSON body as Any
 
 
 def test_sigterm_tells_streams_to_reconnect_commits_and_leaves_the_group(
@@ -309,8 +309,10 @@ def test_a_stream_on_an_api_only_node_wakes_when_another_node_writes(
     settings = delivery_settings(settings, postgres_server.new_database())
     register_contracts(settings)
     group = unique("delivery")
-    with running_node(settings, [topic], group=group) as writer, \
-            running_node(settings, [], group=group, consume=False) as reader:
+    with (
+        running_node(settings, [topic], group=group) as writer,
+        running_node(settings, [], group=group, consume=False) as reader,
+    ):
         stream = SseClient(f"{reader.url}/v1/mailboxes/x/stream", headers=auth("x"))
         with stream.connect() as events:
             started = time.monotonic()
@@ -332,6 +334,8 @@ def _terminate_listeners(postgres_server: Any, url: str) -> None:
 
     database = url.rsplit("/", 1)[1]
     with psycopg.connect(postgres_server.admin_dsn, autocommit=True) as conn:
-        killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND "
-                              "query LIKE 'LISTEN%%'", [database]).fetchall()
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN%%'",
+            [database],
+        ).fetchall()
     assert killed, "no LISTEN connection found"

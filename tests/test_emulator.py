@@ -446,7 +446,7 @@ def run_in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
         start.wait()
         try:
             results[i] = work(i)
-        except BaseException as exc:  # collected and re-raised below
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]

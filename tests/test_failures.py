@@ -1,4 +1,5 @@
 import asyncio
+from itertools import pairwise
 
 import pytest
 
@@ -73,5 +74,5 @@ def test_backoff_grows_and_is_capped() -> None:
 
     loop.run_until_complete(call_with_retries(call, policy, on_retry=lambda e, n: None))
     loop.close()
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(stamps)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and all(g <= 0.1 + 0.05 + 0.05 for g in gaps)  # cap + jitter + slack

@@ -45,6 +45,21 @@ def _pay_once(store: ProcessedIds, event_id: str, worker: str) -> bool:
         return True
 
 
+def _write_then_fail(store: ProcessedIds, event_id: str) -> None:
+    """A handler that writes its effect, then raises inside once()."""
+    with store.once(event_id) as tx:
+        assert tx is not ALREADY_PROCESSED
+        tx.execute("INSERT INTO effects (event_id, worker) VALUES (?, 'w')", (event_id,))
+        raise RuntimeError("handler failed after writing")
+
+
+def _commit_inside(store: ProcessedIds, event_id: str) -> None:
+    """A handler that ends once()'s transaction itself."""
+    with store.once(event_id) as tx:
+        assert isinstance(tx, sqlite3.Connection)
+        tx.execute("COMMIT")
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "processed.sqlite"
@@ -86,10 +101,8 @@ def test_marks_survive_reopening_the_store(db: Path) -> None:
 
 def test_exception_in_body_rolls_back_effect_and_mark(db: Path) -> None:
     with ProcessedIds(db) as store:
-        with pytest.raises(RuntimeError), store.once("p1") as tx:
-            assert tx is not ALREADY_PROCESSED
-            tx.execute("INSERT INTO effects (event_id, worker) VALUES ('p1', 'w')")
-            raise RuntimeError("handler failed after writing")
+        with pytest.raises(RuntimeError):
+            _write_then_fail(store, "p1")
         assert not store.seen("p1")
         assert _effect_counts(db) == {}
         assert _pay_once(store, "p1", "retry") is True  # the redelivery does the work
@@ -142,9 +155,8 @@ def test_nested_once_and_ending_the_transaction_are_refused(db: Path) -> None:
     with ProcessedIds(db) as store:
         with pytest.raises(IdempotencyError, match="nested"), store.once("a"), store.once("b"):
             pass
-        with pytest.raises(IdempotencyError, match="ended the transaction"), store.once("c") as tx:
-            assert isinstance(tx, sqlite3.Connection)
-            tx.execute("COMMIT")
+        with pytest.raises(IdempotencyError, match="ended the transaction"):
+            _commit_inside(store, "c")
         assert not store.seen("a") and not store.seen("b") and not store.seen("c")
 
 
@@ -190,7 +202,7 @@ def test_threads_sharing_a_store_apply_each_effect_once(db: Path) -> None:
             try:
                 for event_id in ids:
                     _pay_once(store, event_id, name)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - collected, and the test asserts there are none
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(4)]

@@ -756,7 +756,7 @@ def test_to_json_accepts_underlying_values() -> None:
 
 
 @pytest.mark.parametrize(
-    "path, text",
+    ("path", "text"),
     [
         ([], "$"),
         (["a"], "a"),
@@ -805,7 +805,9 @@ MINUTES_EVENT = {
 }
 
 
-@pytest.mark.parametrize("contract, natural", [(CHAT, CHAT_EVENT), (MINUTES, MINUTES_EVENT)], ids=["chat", "minutes"])
+@pytest.mark.parametrize(
+    ("contract", "natural"), [(CHAT, CHAT_EVENT), (MINUTES, MINUTES_EVENT)], ids=["chat", "minutes"]
+)
 def test_contracts_round_trip(contract: Any, natural: dict[str, Any]) -> None:
     datum = from_natural_json(natural, contract.schema)
     decoded = write_read(contract.schema, datum)
@@ -816,7 +818,7 @@ def test_contracts_round_trip(contract: Any, natural: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "contract, natural, back",
+    ("contract", "natural", "back"),
     [
         (
             CHAT,
@@ -841,8 +843,9 @@ def test_contracts_fill_defaults(contract: Any, natural: dict[str, Any], back: d
 
 
 def test_minutes_problem_paths() -> None:
-    sections = copy.deepcopy(MINUTES_EVENT["sections"]) + [
-        {"sectionId": "s-3", "type": "DECISION", "title": "t", "content": "c", "order": "2", "verifed": True}
+    sections = [
+        *copy.deepcopy(MINUTES_EVENT["sections"]),
+        {"sectionId": "s-3", "type": "DECISION", "title": "t", "content": "c", "order": "2", "verifed": True},
     ]
     natural = {**MINUTES_EVENT, "sections": sections, "title": None}
     assert problems_of(natural, MINUTES.schema) == [

@@ -41,15 +41,25 @@ def test_a_second_worker_takes_a_free_ops_port_when_the_default_is_taken(
             pass  # something on this machine holds it already: the same situation
         log = tmp_path / "second.log"
         with open(log, "wb") as out:
-            worker = subprocess.Popen([HUBSTREAM, "consume", "--group", unique("g"), "--topic", topic], env=env,
-                                      stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+            worker = subprocess.Popen(
+                [HUBSTREAM, "consume", "--group", unique("g"), "--topic", topic],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
         try:
             url = _ops_url(log, worker)
             assert not url.endswith(f":{ports.CONSUMER_OPS}")
             assert httpx.get(f"{url}/healthz", timeout=5).status_code in (200, 503)
-            explicit = subprocess.run([HUBSTREAM, "consume", "--group", "g", "--topic", topic, "--ops-port",
-                                       str(ports.CONSUMER_OPS)], env=env, capture_output=True, text=True, timeout=60,
-                                      cwd=tmp_path)
+            explicit = subprocess.run(
+                [HUBSTREAM, "consume", "--group", "g", "--topic", topic, "--ops-port", str(ports.CONSUMER_OPS)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=tmp_path,
+            )
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
@@ -88,6 +98,12 @@ def test_schemas_check_reads_the_contracts_of_the_directory_it_runs_in(tmp_path:
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    by_option = subprocess.run([*check, "--contracts-dir", str(clone / "schemas" / "avro")], cwd=elsewhere,
-                               capture_output=True, text=True, timeout=120, env=env)
+    by_option = subprocess.run(
+        [*check, "--contracts-dir", str(clone / "schemas" / "avro")],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert by_option.returncode == 1 and "userId" in by_option.stdout

@@ -24,7 +24,7 @@ def api(kafka_broker: LocalKafka, registry_emulator: Any, tmp_path_factory: pyte
     settings = make_settings(kafka_broker, registry_emulator, catalog)
     provision(settings)
     with producer_api(settings) as url, httpx.Client(base_url=url, timeout=30) as client:
-        client.chat_topic, client.minutes_topic = chat, minutes  # type: ignore[attr-defined]
+        client.chat_topic, client.minutes_topic = chat, minutes  # type: ignore[attr-defined] - the tests' topics
         yield client
 
 

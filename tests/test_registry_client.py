@@ -78,7 +78,7 @@ def fake_registry(cache_size: int = 8, delay_s: float = 0.0) -> tuple[SchemaRegi
     client = FakeClient(delay_s)
     for i in range(20):
         client.definitions[f"id{i}"] = f"schema {i}"
-    return SchemaRegistry(client, "g", cache_size=cache_size), client  # type: ignore[arg-type]
+    return SchemaRegistry(client, "g", cache_size=cache_size), client  # type: ignore[arg-type] - a fake SDK client
 
 
 def test_an_id_is_fetched_once() -> None:
@@ -114,7 +114,7 @@ def test_concurrent_lookups_of_one_id_make_one_request() -> None:
 
 
 def test_many_threads_many_ids_stay_consistent_and_bounded() -> None:
-    registry, client = fake_registry(cache_size=5)
+    registry, _ = fake_registry(cache_size=5)
 
     def lookup(i: int) -> bool:
         return registry.schema_by_id(f"id{i % 20}") == f"schema {i % 20}"
@@ -154,7 +154,7 @@ def test_a_server_error_says_what_to_do() -> None:
     error = HttpResponseError("boom")
     error.status_code = 503
     client.fail_next = error
-    with pytest.raises(RegistryError, match="answered 503 .* Retry later"):
+    with pytest.raises(RegistryError, match=r"answered 503 .* Retry later"):
         registry.schema_by_id("id3")
 
 
@@ -210,7 +210,7 @@ def test_each_id_is_fetched_once_from_many_threads(live: SchemaRegistry) -> None
         fetches[args[0]] += 1
         return real_get(*args, **kwargs)
 
-    live.client.get_schema = counting_get  # type: ignore[method-assign]
+    live.client.get_schema = counting_get  # type: ignore[method-assign] - a spy on one method
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(lambda _: live.schema_by_id(schema_id), range(64))) == {CHAT.text}
     assert fetches[schema_id] == 1
