@@ -20,6 +20,7 @@ def _register() -> None:
         deliver,
         dev,
         dlq,
+        entra,
         groups,
         partitions,
         produce_api,
@@ -43,6 +44,7 @@ def _register() -> None:
     app.add_typer(dlq.app, name="dlq")
     app.add_typer(clients.app, name="clients")
     app.add_typer(webhooks.app, name="webhooks")
+    app.add_typer(entra.app, name="entra")
 
 
 def main() -> None:
