@@ -1,7 +1,7 @@
 """The six data-plane operations azure-schemaregistry 1.3.0 calls, on one catch-all route.
 
     register                PUT  /$schemaGroups/{group}/schemas/{name}
-    get properties by text  POST /$schemaGroups/{group}/schemas/{name}:get-id
+    get properties by text  POST /$schemaGroups/{group}/schemas/{name}:get-id  (same JSON value, see content.py)
     get by id               GET  /$schemaGroups/$schemas/{id}
     get a version           GET  /$schemaGroups/{group}/schemas/{name}/versions/{version}
     list versions           GET  /$schemaGroups/{group}/schemas/{name}/versions
@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from schemas.emulator.admission import admission, check_format
+from schemas.emulator.content import content_key
 from schemas.emulator.errors import InvalidRequestError, UnsupportedSchemaTypeError
 from schemas.emulator.groups import SchemaFormat
 from schemas.emulator.routes import AzureRoute, Operation, resolve
@@ -86,7 +87,9 @@ class AzureApi:
     def _get_id(self, call: _Call) -> Response:
         fmt, definition = call.format("POST"), call.text()
         check_format(self._store.get_group(call.route.group), fmt, "POST")
-        return call.properties(self._store.find(call.route.group, call.route.name, definition))
+        # the same content, not the same bytes: whitespace and JSON member order do not matter (see content.py)
+        found = self._store.find(call.route.group, call.route.name, definition, same=content_key(fmt))
+        return call.properties(found)
 
 
 class _Call:

@@ -149,20 +149,22 @@ class SchemaStore:
             )
             return created
 
-    def find(self, group_name: str, name: str, definition: str) -> SchemaVersion:
-        """The newest version of ``name`` whose text equals ``definition`` exactly."""
+    def find(self, group_name: str, name: str, definition: str, same: Callable[[str], str] = str) -> SchemaVersion:
+        """The newest version of ``name`` whose content is ``definition``'s: ``same(text)`` equal for both texts.
+
+        ``same`` is the comparison key (``schemas.emulator.content.content_key`` for get-id); the default
+        compares the texts exactly.
+        """
+        wanted = same(definition)
         with self._connect() as conn:
             group = _get_group(conn, group_name)
-            row = conn.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM schema_versions "
-                "WHERE group_name = ? AND schema_name = ? AND definition = ? ORDER BY version DESC LIMIT 1",
-                (group.name, name, definition),
-            ).fetchone()
-            if row is None:
-                if _versions(conn, group.name, name):
-                    raise NotFoundError(f"No version of schema {group.name}/{name} has the given content.")
-                raise NotFoundError(f"Schema {group.name}/{name} does not exist.")
-        return _version_from_row(row)
+            versions = _versions(conn, group.name, name)
+        if not versions:
+            raise NotFoundError(f"Schema {group.name}/{name} does not exist.")
+        for version in reversed(versions):
+            if version.definition == definition or same(version.definition) == wanted:
+                return version
+        raise NotFoundError(f"No version of schema {group.name}/{name} has the given content.")
 
     def by_id(self, schema_id: str) -> SchemaVersion:
         with self._connect() as conn:
