@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,8 @@ from hubstream.settings import Settings
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Commands(typer.Typer):
@@ -34,16 +36,16 @@ class Commands(typer.Typer):
         return decorator
 
 
-def _reported(func: F) -> F:
+def _reported(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)  # typer reads the options from the signature, which wraps keeps
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except HubstreamError as exc:
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(code=2) from None
 
-    return run  # type: ignore[return-value]
+    return run
 
 
 StateDirOption = Annotated[

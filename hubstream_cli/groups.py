@@ -16,6 +16,8 @@ from kafka_consumer.admin.group_offsets import ResetTarget, apply_reset, plan_re
 
 app = Commands(help="Consumer-group operations.", no_args_is_help=True)
 
+_TARGETS: tuple[ResetTarget, ...] = ("earliest", "latest", "datetime", "offset")
+
 
 @app.command("reset-offsets")
 def reset_offsets(
@@ -36,9 +38,9 @@ def reset_offsets(
 
     Refused while the group has active members: stop its consumers first.
     """
-    if to not in ("earliest", "latest", "datetime", "offset"):
+    target = next((t for t in _TARGETS if t == to), None)
+    if target is None:
         raise typer.BadParameter(f"--to must be earliest, latest, datetime or offset (got {to!r})")
-    target: ResetTarget = to  # type: ignore[assignment]
     admin = AdminClient(kafka_config.admin_config(with_local_stack(load_settings(state_dir))))
     changes = plan_reset(admin, group, topic, target, at=at, offset=offset)
     table = Table("topic", "partition", "current", "new", title=f"group {group}" + (" (dry run)" if dry_run else ""))

@@ -48,7 +48,7 @@ class BatchItem(BaseModel):
     ok: bool
     partition: int | None = None
     offset: int | None = None
-    schemaId: str | None = None  # noqa: N815
+    schemaId: str | None = None  # noqa: N815 - the JSON field name
     error: str | None = None
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 
@@ -41,7 +41,8 @@ class ArchivedRecord:
         """The event: body decoded with the file's writer schema, resolved to reader_schema if given."""
         writer = self._parsed_writer or fastavro.parse_schema(self.writer_schema)
         reader = fastavro.parse_schema(reader_schema) if reader_schema is not None else None
-        return fastavro.schemaless_reader(io.BytesIO(self.body), writer, reader)  # type: ignore[return-value]
+        event = fastavro.schemaless_reader(io.BytesIO(self.body), writer, reader)
+        return cast(dict[str, Any], event)  # an event's schema is a record; fastavro types any Avro value
 
 
 def read_archive(root: str | Path, topic: str | None = None) -> Iterator[ArchivedRecord]:
@@ -71,7 +72,9 @@ def _read_file(archive_file: ArchiveFile, topic: str, partition: int) -> Iterato
         parsed = fastavro.parse_schema(writer_schema)
         previous = archive_file.first - 1
         for datum in reader:
-            record: dict[str, Any] = datum  # type: ignore[assignment]
+            if not isinstance(datum, dict):
+                raise ArchiveCorruptError(f"{archive_file.path} holds a {type(datum).__name__}, not archive records")
+            record = datum
             offset = record["offset"]
             # a record outside the name's range, or out of order, would break "each offset once"
             if not previous < offset <= archive_file.last:
