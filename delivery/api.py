@@ -34,12 +34,12 @@ _RETRY_AFTER_S = 2
 
 class MessageOut(BaseModel):
     cursor: str = Field(description="Opaque; pass it back as `after`, `upTo` or Last-Event-ID")
-    eventId: str = Field(description="The event's id: the same on every channel and redelivery; dedupe on it")  # noqa: N815
+    eventId: str = Field(description="The event's id: the same on every channel and redelivery; dedupe on it")  # noqa: N815 - the JSON field name
     topic: str
     schema_: str = Field(alias="schema", description="Full name of the Avro schema the event was written with")
-    schemaId: str  # noqa: N815
+    schemaId: str  # noqa: N815 - the JSON field name
     conversation: str | None
-    arrivedAt: str  # noqa: N815
+    arrivedAt: str  # noqa: N815 - the JSON field name
     event: dict[str, Any] = Field(description="The event as natural JSON")
 
 
@@ -58,7 +58,7 @@ class StateOut(BaseModel):
 
 
 class AckIn(BaseModel):
-    upTo: str = Field(description="A cursor this mailbox gave out; everything up to it counts as read")  # noqa: N815
+    upTo: str = Field(description="A cursor this mailbox gave out; everything up to it counts as read")  # noqa: N815 - the JSON field name
 
 
 class ErrorBody(BaseModel):

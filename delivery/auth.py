@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jwt
 
 from hubstream.errors import ConfigurationError, HubstreamError
 from hubstream.settings import DeliveryAuthSettings
+
+if TYPE_CHECKING:
+    from jwt.algorithms import AllowedPublicKeys
 
 
 class AuthError(HubstreamError):
@@ -71,7 +75,7 @@ class TokenVerifier:
         scopes = str(claims.get("scope", "")).split()
         return Principal(str(claims["sub"]), self._settings.admin_scope in scopes, float(claims["exp"]))
 
-    async def _key(self, token: str) -> tuple[object, str]:
+    async def _key(self, token: str) -> tuple[AllowedPublicKeys | str, str]:
         if self._jwks is not None and jwt.get_unverified_header(token).get("alg") == "RS256":
             # the JWKS is fetched over HTTP when a key id is new: off the event loop
             return (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key, "RS256"

@@ -28,8 +28,12 @@ class Retention:
 class MailboxStore(Protocol):
     """Every method may raise StoreUnavailableError (retry later) and MailboxError (the request is wrong)."""
 
-    webhooks: WebhookStore  # the webhook tables, in the same database
     new_deliveries: asyncio.Event  # set when a write created webhook deliveries
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """The webhook tables, in the same database."""
+        ...
 
     @property
     def epoch(self) -> str: ...

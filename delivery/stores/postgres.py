@@ -19,7 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
@@ -257,7 +257,7 @@ class PostgresStore:
     # --- helpers ----------------------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> Any:
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         try:
             async with self._pool.connection() as conn:
                 yield conn

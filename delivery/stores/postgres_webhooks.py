@@ -111,7 +111,7 @@ class PostgresWebhooks:
         async with self._store.connection() as conn, conn.transaction():
             rows = await (await conn.execute(_CLAIM, [now, limit * 4])).fetchall()
             taken: dict[str, int] = dict(in_flight)
-            claimed = []
+            claimed: list[Claimed] = []
             for row in rows:
                 if taken.get(row[0], 0) >= max_in_flight or len(claimed) == limit:
                     continue

@@ -7,14 +7,16 @@ transaction as its message), reads on its readers.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from delivery.stores.webhook_rows import claimed_from_row, endpoint_from_json, endpoint_json
 from delivery.webhooks.model import Attempt, Claimed, Endpoint, Result, WebhookNotFoundError
 
 if TYPE_CHECKING:
     from delivery.stores.sqlite import SqliteStore
+
+T = TypeVar("T")
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS webhook_endpoints (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
@@ -111,7 +113,7 @@ class SqliteWebhooks:
 
         def claim(db: sqlite3.Connection) -> list[Claimed]:
             taken: dict[str, int] = dict(in_flight)
-            claimed = []
+            claimed: list[Claimed] = []
             for row in db.execute(_CLAIM, (now, limit * 4)).fetchall():
                 endpoint_id = row[0]
                 if taken.get(endpoint_id, 0) >= max_in_flight or len(claimed) == limit:
@@ -178,10 +180,10 @@ class SqliteWebhooks:
     async def prune_attempts(self, before: float) -> int:
         return await self._write(lambda db: db.execute("DELETE FROM webhook_attempts WHERE at < ?", (before,)).rowcount)
 
-    async def _write(self, work: Any) -> Any:
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._store.in_transaction(work)
 
-    async def _read(self, work: Any) -> Any:
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._store.reading(work)
 
 
