@@ -41,21 +41,21 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from confluent_kafka import Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient  # noqa: E402
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
-from bench.failover_members import FILE_ENV, Line, read_lines, wait_for  # noqa: E402
-from bench.serde import CONTRACT, chat_responses, local_emulator  # noqa: E402
-from devstack.processes import ChildProcess  # noqa: E402
-from devstack.tansu import start_broker  # noqa: E402
-from devstack.topics import ensure_topics  # noqa: E402
-from hubstream import kafka_config  # noqa: E402
-from hubstream.ports import free_port  # noqa: E402
-from hubstream.settings import Settings  # noqa: E402
-from schemas.contracts import load_contracts  # noqa: E402
-from schemas.registry import SchemaRegistry  # noqa: E402
-from schemas.serde import AvroSerde  # noqa: E402
-from tests.fixtures.workers import settings_env  # noqa: E402
+from bench.failover_members import FILE_ENV, Line, read_lines, wait_for
+from bench.serde import CONTRACT, chat_responses, local_emulator
+from devstack.processes import ChildProcess
+from devstack.tansu import start_broker
+from devstack.topics import ensure_topics
+from hubstream import kafka_config
+from hubstream.ports import free_port
+from hubstream.settings import Settings
+from schemas.contracts import load_contracts
+from schemas.registry import SchemaRegistry
+from schemas.serde import AvroSerde
+from tests.fixtures.workers import settings_env
 
 GOAL_S = 1.0
 PRODUCE_EVERY_S = 0.025

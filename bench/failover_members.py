@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -106,10 +107,8 @@ def bare(group: str, topics: list[str]) -> int:
 
 
 def _commit(consumer: Consumer, *, asynchronous: bool) -> None:
-    try:
+    with suppress(KafkaException):  # nothing stored since the last commit (_NO_OFFSET), or a rebalance in progress
         consumer.commit(asynchronous=asynchronous)
-    except KafkaException:
-        pass  # nothing stored since the last commit (_NO_OFFSET), or a rebalance in progress
 
 
 def main() -> int:

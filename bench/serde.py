@@ -28,19 +28,37 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
-from azure.schemaregistry import SchemaRegistryClient  # noqa: E402
-from azure.schemaregistry.encoder.avroencoder import AvroEncoder  # noqa: E402
+from azure.core.exceptions import ResourceNotFoundError
+from azure.schemaregistry import SchemaRegistryClient
+from azure.schemaregistry.encoder.avroencoder import AvroEncoder
 
-from devstack.tls import TlsFiles  # noqa: E402
-from hubstream.credentials import StaticTokenCredential  # noqa: E402
-from schemas.contracts import Contract, load_contracts  # noqa: E402
-from schemas.registry import SchemaRegistry  # noqa: E402
-from schemas.serde import AvroSerde  # noqa: E402
+from devstack.tls import TlsFiles
+from hubstream.credentials import StaticTokenCredential
+from schemas.contracts import Contract, load_contracts
+from schemas.registry import SchemaRegistry
+from schemas.serde import AvroSerde
 
 GOALS = {"encode": 12.0, "decode": 6.0}
 CONTRACT = "hubstream.chat.ChatResponse"
-_WORDS = ["the", "agent", "streams", "a", "response", "to", "the", "user", "chunk", "by", "chunk", "while", "it", "thinks", "about", "the", "answer"]
+_WORDS = [
+    "the",
+    "agent",
+    "streams",
+    "a",
+    "response",
+    "to",
+    "the",
+    "user",
+    "chunk",
+    "by",
+    "chunk",
+    "while",
+    "it",
+    "thinks",
+    "about",
+    "the",
+    "answer",
+]
 
 
 def chat_responses(n: int, seed: int = 7) -> list[dict[str, Any]]:
