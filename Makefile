@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test test-chaos bench bench-serde bench-failover install postgres clean
+.PHONY: dev test check test-chaos bench bench-serde bench-failover install postgres clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubstream needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -22,6 +22,13 @@ dev: $(STAMP)
 
 test: $(STAMP) postgres
 	$(BIN)/python -m pytest -m "not chaos and not slow"
+
+# Lint, format and type checks (CI runs them before the tests): ruff over the tree, mypy --strict over the
+# packages listed in pyproject.toml.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-chaos: $(STAMP) postgres
 	$(BIN)/python -m pytest -m chaos
