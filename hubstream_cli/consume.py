@@ -16,6 +16,7 @@ from devstack.discovery import with_local_stack
 from hubstream.errors import ConfigurationError
 from hubstream.settings import Settings, with_overrides
 from hubstream_cli.common import StateDirOption, load_settings, setup_logging
+from kafka_consumer.admin.group_registry import GroupRegistry
 from kafka_consumer.archive import ArchiveSink
 from kafka_consumer.handlers import load_handler, log_event
 from kafka_consumer.monitoring import MonitoringServer
@@ -90,6 +91,7 @@ def consume(
         sink=_sink(sink, settings) if sink else None,
         readers=_readers(reader or []),
     )
+    GroupRegistry(settings.state_dir).remember(group, topic)  # `hubstream groups list` shows it even when idle
     if stopping.is_set():
         worker.stop()
     with MonitoringServer(worker, settings.consumer.ops_host, settings.consumer.ops_port) as ops:

@@ -11,6 +11,7 @@ from delivery.routing import routed_topics
 from devstack.discovery import with_local_secret, with_local_stack
 from hubstream.settings import with_overrides
 from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
+from kafka_consumer.admin.group_registry import GroupRegistry
 
 
 def deliver(
@@ -43,6 +44,8 @@ def deliver(
     settings = with_overrides(settings, "delivery", **overrides)
     setup_logging(settings)
     topics = topic or (routed_topics(settings.topics_file) if consume else [])
+    if consume:
+        GroupRegistry(settings.state_dir).remember(group, topics)  # `hubstream groups list` shows it even when idle
     node = DeliveryNode(settings, NodeOptions(group=group, topics=topics, consume=consume, port=port))
     console.print(
         f"delivery node on [bold]{node.url}[/] ({'group ' + group if consume else 'API only'})", highlight=False

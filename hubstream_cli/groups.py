@@ -7,12 +7,28 @@ from typing import Annotated
 
 import typer
 from confluent_kafka.admin import AdminClient
+from rich.console import Group
 from rich.table import Table
 
 from devstack.discovery import with_local_stack
 from hubstream import kafka_config
 from hubstream_cli.common import Commands, StateDirOption, console, load_settings
+from hubstream_cli.inspecting import (
+    IntervalOption,
+    JsonOption,
+    TimesOption,
+    WaitOption,
+    WatchOption,
+    age,
+    print_json,
+    progress,
+    settings_from,
+    show,
+)
+from kafka_consumer.admin.cluster import WAIT_S, Cluster
+from kafka_consumer.admin.group_inspection import GroupDescription, GroupSummary, describe_group, list_groups
 from kafka_consumer.admin.group_offsets import ResetTarget, apply_reset, plan_reset
+from kafka_consumer.admin.group_registry import GroupRegistry
 
 app = Commands(help="Consumer-group operations.", no_args_is_help=True)
 
@@ -52,3 +68,100 @@ def reset_offsets(
     if not dry_run:
         apply_reset(admin, group, changes)
         console.print(f"[green]offsets of {group} reset[/]")
+
+
+@app.command("list")
+def list_command(
+    as_json: JsonOption = False,
+    wait: WaitOption = WAIT_S,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Every consumer group with its state, members and total lag, idle groups included.
+
+    Groups come from the broker's ListGroups and from the groups hubstream workers have used (remembered under
+    the state dir): Event Hubs leaves groups with no members out of ListGroups, though their offsets remain.
+    """
+    settings = settings_from(state_dir)
+    cluster = Cluster(settings, wait_s=wait)
+    remembered = [g.group for g in GroupRegistry(settings.state_dir).groups()]
+    with progress(not as_json) as bar:
+        task = bar.add_task("reading groups", total=None)
+        summaries = list_groups(cluster, remembered, on_group=lambda _: bar.advance(task))
+    if as_json:
+        print_json({"groups": [s.as_json() for s in summaries]})
+    else:
+        console.print(_list_table(summaries))
+
+
+def _list_table(summaries: list[GroupSummary]) -> Table:
+    table = Table("group", "state", "members", "topics", "lag", "seen by", title=f"{len(summaries)} consumer groups")
+    for summary in summaries:
+        seen = [name for name, yes in (("broker", summary.listed), ("registry", summary.remembered)) if yes]
+        table.add_row(
+            summary.group,
+            summary.state,
+            str(summary.members),
+            ", ".join(summary.topics) or "-",
+            "-" if summary.lag is None else str(summary.lag),
+            " + ".join(seen),
+        )
+    return table
+
+
+@app.command("describe")
+def describe(
+    group: Annotated[str, typer.Option("--group", "-g", help="Consumer group to describe")],
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", "-t", help="Also show this topic's partitions, committed or not (repeatable)"),
+    ] = None,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
+    interval: IntervalOption = 2.0,
+    times: TimesOption = None,
+    wait: WaitOption = WAIT_S,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Members (member id, client id, host) and the partitions each owns, standby members (no partitions), and per
+    partition the committed offset, end offset, lag and the time since the last commit.
+
+    The time since the last commit is read from the timestamp of the last record the group committed past (Kafka
+    does not say when an offset was committed): the commit was at most that long ago.
+    """
+    cluster = Cluster(settings_from(state_dir), wait_s=wait)
+    show(
+        lambda: describe_group(cluster, group, topic or []),
+        _describe_view,
+        (lambda d: d.as_json()) if as_json else None,
+        watch=watch,
+        interval=interval,
+        times=times,
+    )
+
+
+def _describe_view(description: GroupDescription) -> Group:
+    members = Table(
+        "member id",
+        "client id",
+        "host",
+        "partitions",
+        title=f"group {description.group}: "
+        f"{description.state}, {len(description.members)} members, {len(description.standby)} standby",
+    )
+    for member in description.members:
+        owned = ", ".join(f"{t}[{p}]" for t, p in member.partitions) or "[yellow]standby[/]"
+        members.add_row(member.member_id, member.client_id, member.host, owned)
+    partitions = Table(
+        "topic", "partition", "owner", "committed", "end", "lag", "last commit", title=f"lag {description.lag or 0}"
+    )
+    for row in description.partitions:
+        partitions.add_row(
+            row.topic,
+            str(row.partition),
+            row.owner or "-",
+            "-" if row.committed is None else str(row.committed),
+            str(row.end),
+            "-" if row.lag is None else str(row.lag),
+            "-" if row.checkpoint_at is None else f"<= {age(row.checkpoint_at)}",
+        )
+    return Group(members, partitions)

@@ -29,7 +29,7 @@ from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.events import chat_event
 from tests.fixtures.registry import RegistryEmulator
 from tests.fixtures.services import CHAT, MINUTES, make_settings, produce_events, register_contracts, write_catalog
-from tests.fixtures.workers import REPO, settings_env
+from tests.fixtures.workers import REPO, WorkerPool, settings_env
 
 CLI_WAIT_S = 90
 
@@ -227,3 +227,122 @@ def _produce_legacy(settings: Settings, broker: LocalKafka, topic: str, schema_i
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 0})
     producer.produce(topic, LEGACY_PREAMBLE + schema_id.encode() + body, key=event["conversationId"])
     assert producer.flush(10) == 0
+
+
+# ---- groups -------------------------------------------------------------------------------------------------
+
+
+def minutes_event(meeting: str, **overrides: Any) -> dict[str, Any]:
+    event = {
+        "meetingId": meeting,
+        "title": f"meeting {meeting}",
+        "minutesId": f"minutes-{meeting}",
+        "sections": [],
+        "participants": ["user-1"],
+    }
+    event.update(overrides)
+    return event
+
+
+def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout} s; last: {last}")
+
+
+def owned(description: dict[str, Any]) -> list[list[int]]:
+    """Each member's partitions, sorted, biggest share first."""
+    shares = [sorted(p["partition"] for p in m["partitions"]) for m in description["members"]]
+    return sorted(shares, key=lambda share: (-len(share), share))
+
+
+def test_describe_shows_lag_ownership_moving_and_a_standby_member(
+    kafka_broker: LocalKafka, cli: Cli, topics: dict[str, str], tmp_path: Path
+) -> None:
+    topic = topics["minutes"]  # 2 partitions
+    produce_events(cli.settings, topic, [minutes_event(f"m-{i}") for i in range(6)])
+    group = unique("ops-describe")
+    pool = WorkerPool(cli.settings, tmp_path)
+    try:
+        first = pool.start("first", "--group", group, "--topic", topic)
+        pool.wait_ready([first])
+
+        def caught_up() -> dict[str, Any] | None:
+            described = cli.json("groups", "describe", "--group", group)
+            committed = [p["committed"] or 0 for p in described["partitions"] if p["topic"] == topic]
+            return described if sum(committed) == 6 else None
+
+        described = wait_for(caught_up, "the worker committed every record")
+        rows = {p["partition"]: p for p in described["partitions"]}
+        assert set(rows) == {0, 1}
+        assert all(r["checkpointAt"] is not None for r in rows.values() if r["committed"] > 0)
+        if not on_tansu(kafka_broker):  # Tansu's ListOffsets LATEST counts batches, not records
+            assert all(r["end"] == r["committed"] and r["lag"] == 0 for r in rows.values())
+        watched = cli.json_lines("groups", "describe", "--group", group, "--watch", "--interval", "0.2", "--times", "2")
+        assert len(watched) == 2 and all(w["group"] == group for w in watched)
+
+        if on_tansu(kafka_broker):
+            pytest.skip("Tansu's DescribeGroups returns no members; ownership is checked on Apache Kafka")
+        one = wait_for(
+            lambda: (d := cli.json("groups", "describe", "--group", group)) and owned(d) == [[0, 1]] and d, "one owner"
+        )
+        assert one["state"] == "Stable" and one["standby"] == []
+        [member] = one["members"]
+        assert member["clientId"] and member["host"] and {p["owner"] for p in one["partitions"]} == {member["memberId"]}
+
+        second = pool.start("second", "--group", group, "--topic", topic)
+        two = wait_for(
+            lambda: (d := cli.json("groups", "describe", "--group", group)) and owned(d) == [[0], [1]] and d,
+            "ownership split between two workers",
+        )
+        assert member["memberId"] in {m["memberId"] for m in two["members"]}
+        assert len({p["owner"] for p in two["partitions"]}) == 2
+
+        pool.start("third", "--group", group, "--topic", topic)
+        three = wait_for(
+            lambda: (d := cli.json("groups", "describe", "--group", group)) and owned(d) == [[0], [1], []] and d,
+            "a third worker waiting as a standby",
+        )
+        assert len(three["standby"]) == 1
+        assert three["standby"][0] not in {p["owner"] for p in three["partitions"]}
+        human = cli.run("groups", "describe", "--group", group)
+        assert "standby" in human.stderr and "1 standby" in human.stderr
+        assert second.alive()
+    finally:
+        pool.stop_all()
+
+
+def test_list_includes_an_idle_group_remembered_from_its_worker(
+    kafka_broker: LocalKafka, cli: Cli, topics: dict[str, str], tmp_path: Path
+) -> None:
+    topic = topics["minutes"]
+    produce_events(cli.settings, topic, [minutes_event("idle-1"), minutes_event("idle-2")])
+    group = unique("ops-idle")
+    pool = WorkerPool(cli.settings, tmp_path)
+    try:
+        worker = pool.start("idle", "--group", group, "--topic", topic)
+        pool.wait_ready([worker])
+        wait_for(
+            lambda: sum(o for o in kafka_broker.committed(group, topic, 2).values() if o > 0) == 2,
+            "the worker committed both records",
+        )
+        assert worker.terminate() == 0  # commits and leaves the group: nobody holds it now
+    finally:
+        pool.stop_all()
+    produce_events(cli.settings, topic, [minutes_event("idle-3")])  # arrives while the group is idle
+
+    listed = {g["group"]: g for g in cli.json("groups", "list")["groups"]}
+
+    idle = listed[group]
+    assert idle["members"] == 0 and idle["state"] in ("Empty", "Dead", "Unknown")
+    assert idle["topics"] == [topic] and idle["lag"] == 1
+    assert idle["remembered"] is True  # from the state dir: what keeps it listed on Event Hubs
+    assert (cli.settings.state_dir / "groups").is_dir()
+    assert not [name for name in listed if name.startswith("hubstream-reader")]
+    human = cli.run("groups", "list")
+    assert group in human.stderr

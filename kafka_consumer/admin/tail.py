@@ -148,7 +148,7 @@ def tail(
     offsets = start_offsets(cluster, topic, options)
     decoder = _Decoder(serde)
     wanted_key = options.key.encode() if options.key is not None else None
-    at_end = {tp for tp, (offset, latest) in offsets.items() if offset >= latest}
+    at_end: set[TP] = set()  # from the reader's end-of-partition events: the fetch's high watermark
     consumer = cluster.reader()
     seen = 0
     try:
