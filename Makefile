@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test check test-chaos bench bench-serde bench-failover install postgres clean
+.PHONY: dev test check test-chaos bench bench-serde bench-failover bench-delivery bench-webhooks install postgres clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubstream needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -33,13 +33,20 @@ check: $(STAMP)
 test-chaos: $(STAMP) postgres
 	$(BIN)/python -m pytest -m chaos
 
-bench: bench-serde bench-failover
+bench: bench-serde bench-failover bench-delivery bench-webhooks
 
 bench-serde: $(STAMP)
 	$(BIN)/python bench/serde.py
 
 bench-failover: $(STAMP)
 	$(BIN)/python bench/failover.py
+
+# a PostgreSQL server of their own (Debian's binaries, installed by `make postgres` when missing)
+bench-delivery: $(STAMP) postgres
+	$(BIN)/python bench/delivery.py
+
+bench-webhooks: $(STAMP) postgres
+	$(BIN)/python bench/webhooks.py
 
 # The delivery store tests run a real PostgreSQL server. Debian's server binaries are installed when missing
 # (as root; otherwise the command to run is printed), without the package's own cluster on port 5432: the
