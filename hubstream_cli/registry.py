@@ -51,6 +51,18 @@ def serve(
     auth_token: Annotated[
         str | None, typer.Option("--auth-token", help="Require 'Authorization: Bearer <token>' on every request")
     ] = None,
+    entra_jwks: Annotated[
+        str | None,
+        typer.Option(
+            "--entra-jwks",
+            help="Accept only Entra ID tokens for https://eventhubs.azure.net, signed by a key of this JWKS "
+            "(a file, e.g. <state-dir>/entra/jwks.json, or an https URL); needs --entra-issuer",
+        ),
+    ] = None,
+    entra_issuer: Annotated[
+        str | None,
+        typer.Option("--entra-issuer", help="The tokens' issuer, https://sts.windows.net/<tenant>/"),
+    ] = None,
     tls_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -60,8 +72,12 @@ def serve(
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM. Data and certificates live under the state dir."""
     from devstack.tls import ensure_tls_files
+    from schemas.emulator.entra_auth import EntraAuth
     from schemas.emulator.server import EmulatorServer, ServeOptions
 
+    if bool(entra_jwks) != bool(entra_issuer):
+        raise ConfigurationError("--entra-jwks and --entra-issuer go together: the JWKS and the tenant's issuer")
+    entra = EntraAuth(entra_jwks, entra_issuer) if entra_jwks and entra_issuer else None
     settings = load_settings(state_dir)
     setup_logging(settings)
     tls = ensure_tls_files(settings.state_dir, hosts=[host, *(tls_host or ())])
@@ -73,6 +89,7 @@ def serve(
         port=port,
         groups_file=groups,
         auth_token=auth_token,
+        entra=entra,
         default_group=settings.registry.group,
         log_level=settings.log_level,
     )
@@ -84,6 +101,8 @@ def serve(
     console.print(f"  groups                     {', '.join(g.name for g in server.groups)}")
     if auth_token:
         console.print("  bearer token required")
+    if entra:
+        console.print(f"  Entra ID tokens required   issuer {entra.issuer}, audience {entra.audience}")
     server.run()
     console.print("[green]emulator stopped[/]")
 

@@ -12,14 +12,19 @@ from starlette.exceptions import HTTPException
 
 from schemas.emulator.admin_api import PREFIX, admin_router
 from schemas.emulator.azure_api import AzureApi
+from schemas.emulator.entra_auth import EntraAuth, EntraTokenCheck
 from schemas.emulator.errors import EmulatorError, InvalidRequestError, UnauthorizedError
 from schemas.emulator.store import SchemaStore
 
 _HTTP_CODES = {400: "InvalidRequest", 401: "Unauthorized", 404: "ItemNotFound", 405: "MethodNotAllowed"}
 
 
-def create_app(store: SchemaStore, *, auth_token: str | None = None) -> FastAPI:
-    """The emulator app. With ``auth_token``, every request but the health check needs ``Bearer <token>``."""
+def create_app(store: SchemaStore, *, auth_token: str | None = None, entra: EntraAuth | None = None) -> FastAPI:
+    """The emulator app. With ``auth_token``, every request but the health check needs ``Bearer <token>``.
+
+    With ``entra``, Azure's data-plane paths take only Entra ID tokens for the Schema Registry (entra_auth.py);
+    the ``/$hubstream`` admin API, which stands in for the portal, keeps ``auth_token`` (or none).
+    """
     app = FastAPI(title="hubstream Schema Registry emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(EmulatorError, _emulator_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
@@ -27,6 +32,7 @@ def create_app(store: SchemaStore, *, auth_token: str | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
 
     auth = [Depends(bearer_check(auth_token))] if auth_token else []
+    data_plane_auth = [Depends(EntraTokenCheck(entra))] if entra else auth
     app.add_api_route(f"{PREFIX}/health", _health, methods=["GET"])
     app.include_router(admin_router(store), dependencies=auth)
     # last: everything that is not the admin API is an Azure path (or a 404 in Azure's shape)
@@ -34,7 +40,7 @@ def create_app(store: SchemaStore, *, auth_token: str | None = None) -> FastAPI:
         "/{path:path}",
         AzureApi(store).handle,
         methods=["GET", "PUT", "POST", "PATCH", "DELETE"],
-        dependencies=auth,
+        dependencies=data_plane_auth,
         include_in_schema=False,
     )
     return app

@@ -14,6 +14,7 @@ import uvicorn
 from hubstream import ports
 from hubstream.errors import ConfigurationError, PortInUseError
 from schemas.emulator.app import create_app
+from schemas.emulator.entra_auth import EntraAuth
 from schemas.emulator.groups import SchemaGroup, load_groups_file
 from schemas.emulator.store import SchemaStore
 
@@ -29,6 +30,7 @@ class ServeOptions:
     port: int = ports.REGISTRY
     groups_file: Path | None = None
     auth_token: str | None = None
+    entra: EntraAuth | None = None  # data-plane requests need an Entra ID token (entra_auth.py)
     default_group: str = "hubstream"
     log_level: str = "info"
 
@@ -59,7 +61,7 @@ class EmulatorServer:
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then finish in-flight requests and return."""
-        app = create_app(self.store, auth_token=self.options.auth_token)
+        app = create_app(self.store, auth_token=self.options.auth_token, entra=self.options.entra)
         config = uvicorn.Config(
             app,
             ssl_certfile=str(self.options.cert_file),
