@@ -19,8 +19,9 @@ from hubstream.settings import Settings
 class Contract:
     """One Avro record schema. ``text`` is what gets registered.
 
-    ``text`` is the compact JSON of the file, keys in file order: that is the form Java's
-    ``Schema.toString()`` produces for the same file, so Java and Python producers register one version.
+    ``text`` is the compact JSON of the file, keys in file order. Java's ``Schema.toString()`` may order a
+    field's keys differently (``doc`` before ``default``); registries compare the JSON value, not the text, so Java
+    and Python producers still find one version (tests/test_java_interop.py checks every contract).
     """
 
     name: str
