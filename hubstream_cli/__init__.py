@@ -27,6 +27,7 @@ def _register() -> None:
         provision,
         registry,
         schemas,
+        send_test_event,
         tail,
         webhooks,
     )
@@ -38,6 +39,7 @@ def _register() -> None:
     app.command("provision")(provision.provision)
     app.command("partitions")(partitions.partitions)
     app.command("tail")(tail.tail_command)
+    app.command("send-test-event")(send_test_event.send_test_event)
     app.add_typer(registry.app, name="registry")
     app.add_typer(groups.app, name="groups")
     app.add_typer(schemas.app, name="schemas")

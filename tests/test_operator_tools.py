@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 
 from hubstream.ports import free_port
 from hubstream.settings import Settings
+from kafka_consumer.admin.example_events import MINUTES_FINALIZED_EXAMPLE
 from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 from schemas.wire import LEGACY_PREAMBLE
@@ -346,3 +347,74 @@ def test_list_includes_an_idle_group_remembered_from_its_worker(
     assert not [name for name in listed if name.startswith("hubstream-reader")]
     human = cli.run("groups", "list")
     assert group in human.stderr
+
+
+# ---- send-test-event ----------------------------------------------------------------------------------------
+
+
+def test_send_test_event_and_tail_round_trip_seed_003s_event(cli: Cli, topics: dict[str, str]) -> None:
+    topic = topics["minutes"]
+    sent = cli.json("send-test-event", "--topic", topic, "--count", "3", "--rate", "5")
+    assert sent["topic"] == topic and len(sent["events"]) == 3
+    assert len({e["eventId"] for e in sent["events"]}) == 3  # clients dedupe on it: a fresh one each
+    assert len({e["partition"] for e in sent["events"]}) == 1  # one meetingId, one partition, in order
+    assert [e["offset"] for e in sent["events"]] == sorted(e["offset"] for e in sent["events"])
+
+    read = cli.json_lines("tail", "--topic", topic, "--from", "earliest", "--count", "3", "--timeout", "20")
+
+    assert [(r["partition"], r["offset"]) for r in read] == [(e["partition"], e["offset"]) for e in sent["events"]]
+    for record, row in zip(read, sent["events"], strict=True):
+        assert record["event"] == {**MINUTES_FINALIZED_EXAMPLE, "eventId": row["eventId"]}
+        assert record["key"] == "test-meeting-001" and record["schema"] == MINUTES and record["format"] == "header"
+        assert record["schemaId"] == row["schemaId"]
+    times = [datetime.fromisoformat(r["timestamp"]) for r in read]
+    assert times[-1] - times[0] >= timedelta(seconds=0.3)  # --rate 5: 0.2 s apart
+
+
+def test_send_test_event_sets_fields_and_builds_any_topics_example(cli: Cli, topics: dict[str, str]) -> None:
+    minutes = topics["minutes"]
+    [row] = cli.json(
+        "send-test-event",
+        "--topic",
+        minutes,
+        "--set",
+        "title=주간 회의",
+        "--set",
+        "meetingId=1234",
+        "--set",
+        "sections.0.order=2",
+        "--set",
+        'participants=["a","b"]',
+    )["events"]
+    [record] = cli.json_lines("tail", "--topic", minutes, "--from", "earliest", "--count", "1", "--timeout", "20")
+    assert record["offset"] == row["offset"] and record["key"] == "1234"
+    event = record["event"]
+    assert (event["title"], event["meetingId"], event["sections"][0]["order"]) == ("주간 회의", "1234", 2)
+    assert event["participants"] == ["a", "b"]
+
+    chat = topics["chat"]
+    [chat_row] = cli.json("send-test-event", "--topic", chat)["events"]
+    [chat_record] = cli.json_lines("tail", "--topic", chat, "--from", "earliest", "--count", "1", "--timeout", "20")
+    assert chat_record["schema"] == CHAT and chat_record["event"]["eventId"] == chat_row["eventId"]
+    assert chat_record["key"] == chat_record["event"]["conversationId"]
+
+    bad = cli.run("send-test-event", "--topic", minutes, "--set", "sections.0.order=two", expect=2)
+    assert "sections[0].order" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_send_test_event_publishes_a_file_of_events(cli: Cli, topics: dict[str, str], tmp_path: Path) -> None:
+    topic = topics["minutes"]
+    events = [{**MINUTES_FINALIZED_EXAMPLE, "meetingId": f"file-{i}", "eventId": f"file-event-{i}"} for i in range(4)]
+    good = tmp_path / "events.jsonl"
+    good.write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in events) + "\n\n")
+    sent = cli.json("send-test-event", "--topic", topic, "--file", str(good))["events"]
+    assert sorted(e["eventId"] for e in sent) == [e["eventId"] for e in events]
+
+    read = cli.json_lines("tail", "--topic", topic, "--from", "earliest", "--count", "4", "--timeout", "20")
+    assert sorted((r["event"] for r in read), key=lambda e: e["eventId"]) == events
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(events[0]) + "\n" + json.dumps({**events[1], "title": 7}) + "\n")
+    refused = cli.run("send-test-event", "--topic", topic, "--file", str(bad), expect=2)
+    assert "line 2" in refused.stderr and "title" in refused.stderr
+    assert len(cli.json_lines("tail", "--topic", topic, "--from", "earliest", "--no-follow")) == 4  # nothing sent
