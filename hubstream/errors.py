@@ -34,6 +34,7 @@ HubstreamError
 │   ├── DeadLetterError               a record could not be dead-lettered; its partition stops [kafka_consumer]
 │   ├── ReplayIncompleteError         dlq replay stopped before its commit; re-run it [kafka_consumer.admin]
 │   ├── ReplayCommitError             dlq replay published but could not commit [kafka_consumer.admin]
+│   ├── BrokerLoginError              the broker refused the login: connection string key, Entra token audience
 │   ├── NoSuchTopicError              no such topic on the cluster [kafka_consumer.admin]
 │   └── UnknownPartitionError         tail --partition the topic does not have [kafka_consumer.admin]
 ├── PermanentError                    raised by a handler: no retry will fix this record [kafka_consumer]
@@ -57,7 +58,8 @@ HubstreamError
 ├── WebhookNotFoundError              404: no webhook endpoint with that id [delivery.webhooks]
 ├── EndpointUrlError                  a webhook URL that is malformed, not https, or refused [delivery.webhooks]
 ├── WebhookVerificationError          a request not signed by this secret, or not recently [delivery.webhooks]
-└── WebhookApiError                   the delivery node refused a webhooks command [hubstream_cli.webhooks]
+├── WebhookApiError                   the delivery node refused a webhooks command [hubstream_cli.webhooks]
+└── EntraTokenError                   no Entra ID token from the credential for a scope (names both)
 """
 
 from __future__ import annotations
@@ -147,3 +149,20 @@ class BrokerError(HubstreamError):
 
 class BrokerUnavailableError(BrokerError):
     pass
+
+
+class BrokerLoginError(BrokerError):
+    pass
+
+
+class EntraTokenError(HubstreamError):
+    """The azure-identity credential gave no token for ``scope`` (refused, failed or too slow)."""
+
+    def __init__(self, credential: str, scope: str, problem: str) -> None:
+        self.credential = credential
+        self.scope = scope
+        super().__init__(
+            f"{credential} could not get an Entra ID token for scope {scope}: {problem}. Check azure-identity's "
+            "settings (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, a managed identity, or `az login`), "
+            "HUBSTREAM_EVENTHUBS__AUTHORITY, and that the identity has a role on the namespace"
+        )

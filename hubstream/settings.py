@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from hubstream import ports
@@ -46,10 +46,57 @@ class KafkaSettings(_Group):
     extra: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
+EventHubsAuth = Literal["connection-string", "entra"]
+
+
 class EventHubsSettings(_Group):
-    """Profile ``eventhubs``: a namespace-level (or event-hub-level) SAS connection string."""
+    """Profile ``eventhubs``: SASL_SSL to the namespace's Kafka endpoint, logged in with a SAS connection string
+    (``connection-string``, PLAIN) or with Entra ID tokens from azure-identity (``entra``, OAUTHBEARER).
+
+    ``auth`` unset: ``connection-string`` when one is given, else ``entra``. ``entra`` takes its namespace from
+    ``namespace``, else from the connection string's Endpoint; the credential is azure-identity's
+    DefaultAzureCredential, configured by its own variables (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
+    managed identity, ``az login``); hubstream/credentials.py says how it is shared.
+    """
 
     connection_string: SecretStr | None = None
+    auth: EventHubsAuth | None = None
+    # host[:port] of the namespace, e.g. contoso.servicebus.windows.net (port 9093 when none is given)
+    namespace: str | None = None
+    # CA bundle (PEM) the broker's certificate is checked against; unset: the system's trust store. For a
+    # non-Microsoft authority (the local fake Entra ID) it is also what the credential trusts over HTTPS
+    ca_file: Path | None = None
+    # the Entra ID authority: unset is the public cloud (login.microsoftonline.com); a host or https URL.
+    # Authorities that are not Microsoft's are used without instance discovery (a local fake works)
+    authority: str | None = None
+    # how long getting one token may take before the client fails with EntraTokenError (never a hang)
+    token_timeout_s: float = Field(default=20.0, gt=0)
+    # log in once when the first client is configured, so a wrong key or a refused token stops the command
+    # at startup with a message instead of retrying in the background (cached per process)
+    check_login: bool = True
+    check_login_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("namespace")
+    @classmethod
+    def _bare_namespace(cls, value: str | None) -> str | None:
+        if value is not None and ("://" in value or "/" in value):
+            # the value is not repeated: a connection string put here by mistake must not be printed
+            raise ValueError("a bare host[:port] without scheme or path, e.g. contoso.servicebus.windows.net")
+        return value or None
+
+    @field_validator("authority")
+    @classmethod
+    def _https_authority(cls, value: str | None) -> str | None:
+        if value and "://" in value and not value.startswith("https://"):
+            raise ValueError("the Entra authority must be https:// (azure-identity refuses anything else)")
+        return value or None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file; give the PEM bundle of the CA that signed the broker's certificate")
+        return value
 
 
 class RegistrySettings(_Group):
@@ -60,7 +107,8 @@ class RegistrySettings(_Group):
     namespace: str | None = None
     group: str = "hubstream"
     ca_file: Path | None = None
-    # "static" sends `token` (the local emulator); "azure" uses azure-identity's DefaultAzureCredential
+    # "static" sends `token` (the local emulator); "azure" uses azure-identity's DefaultAzureCredential, the same
+    # object the eventhubs profile's Kafka clients use (same authority and trust)
     credential: Literal["static", "azure"] | None = None
     token: SecretStr = SecretStr("hubstream-local")
     id_cache_size: int = 1024
@@ -138,8 +186,9 @@ class WebhookSettings(_Group):
     """Signed webhooks from the mailboxes (delivery/webhooks/ says how they act)."""
 
     # seconds to wait before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
-    retry_schedule_s: list[float] = Field(default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
-                                          min_length=1)
+    retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0], min_length=1
+    )
     jitter: float = Field(default=0.2, ge=0, lt=1)  # each wait is spread by +-20%
     timeout_s: float = Field(default=15.0, gt=0)  # a 2xx must come within this
     max_retry_after_s: float = Field(default=86400, gt=0)  # a 429/503 Retry-After is honoured up to this

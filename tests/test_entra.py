@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
+from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
+from azure.schemaregistry import SchemaRegistryClient
 
 from devstack.entra import EntraServer, FakeEntra, issued_tokens, prepare, serving, start_entra
+from hubstream import kafka_config
+from hubstream.credentials import EntraCredential, OAuthBearerTokens, StaticTokenCredential, registry_credential
+from hubstream.errors import EntraTokenError
 from hubstream.ports import free_port
+from hubstream.settings import load_settings
+from schemas.registry import SchemaRegistry
+from tests.fixtures.registry import RegistryEmulator, running_emulator
 
 EVENTHUBS_SCOPE = "https://hubstream-test.servicebus.windows.net/.default"
 
@@ -144,3 +153,149 @@ def test_start_entra_runs_the_cli_as_a_child_process(tmp_path: Path) -> None:
         )  # type: ignore[operator]
     finally:
         assert child.stop() == 0
+
+
+# --- the Schema Registry emulator behind Entra ID ----------------------------------------------------------------
+
+pytestmark = pytest.mark.broker  # a fake Entra ID and an emulator run for real
+
+SCHEMA = '{"type":"record","name":"Ping","namespace":"t.entra","fields":[{"name":"n","type":"int"}]}'
+
+
+@pytest.fixture(scope="module")
+def entra_emulator(entra_server: EntraServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryEmulator]:
+    entra = entra_server.entra
+    args = ["--entra-jwks", str(entra.jwks_file), "--entra-issuer", entra.issuer]
+    with running_emulator(tmp_path_factory.mktemp("entra-registry"), extra_args=args) as emulator:
+        yield emulator
+
+
+def registry_client(emulator: RegistryEmulator, credential: object) -> SchemaRegistryClient:
+    return SchemaRegistryClient(emulator.namespace, credential, connection_verify=str(emulator.ca_file))  # type: ignore[arg-type]
+
+
+def test_the_emulator_takes_an_entra_token_from_client_secret_credential(
+    entra_server: EntraServer, entra_emulator: RegistryEmulator
+) -> None:
+    before = entra_server.stats["by_audience"].get("https://eventhubs.azure.net", 0)
+    with registry_client(entra_emulator, credential(entra_server.entra)) as client:
+        registered = client.register_schema(entra_emulator.group, "t.entra.Ping", SCHEMA, "Avro")
+        assert client.get_schema(registered.id).definition == SCHEMA
+    assert entra_server.stats["by_audience"]["https://eventhubs.azure.net"] > before
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (lambda entra: entra.mint("https://hubstream-test.servicebus.windows.net"), "InvalidAudience"),
+        (
+            lambda entra: entra.mint("https://eventhubs.azure.net", iss="https://sts.windows.net/other/"),
+            "InvalidIssuer",
+        ),
+        (lambda entra: entra.mint("https://eventhubs.azure.net", exp=int(time.time()) - 120), "ExpiredToken"),
+        (lambda entra: "hubstream-local", "not a JWT"),
+    ],
+    ids=["audience", "issuer", "expired", "static"],
+)
+def test_the_emulator_refuses_other_tokens_with_azures_401(
+    entra_server: EntraServer, entra_emulator: RegistryEmulator, token: Callable[[FakeEntra], str], message: str
+) -> None:
+    client = registry_client(entra_emulator, StaticTokenCredential(token(entra_server.entra)))
+    with client, pytest.raises(ClientAuthenticationError, match=message) as raised:
+        client.register_schema(entra_emulator.group, "t.entra.Ping", SCHEMA, "Avro")
+    assert raised.value.status_code == 401 and raised.value.error is not None
+    assert raised.value.error.code == "Unauthorized"
+
+
+def test_the_emulator_refuses_a_token_signed_by_another_key(
+    entra_server: EntraServer, entra_emulator: RegistryEmulator, tmp_path: Path
+) -> None:
+    stranger = prepare(tmp_path)  # another tenant's key, same claims
+    forged = replace(stranger, tenant_id=entra_server.entra.tenant_id, issuer=entra_server.entra.issuer)
+    client = registry_client(entra_emulator, StaticTokenCredential(forged.mint("https://eventhubs.azure.net")))
+    with client, pytest.raises(ClientAuthenticationError, match="signing key"):
+        client.get_schema("0" * 32)
+
+
+def test_one_credential_serves_kafka_and_the_registry_from_env_settings(
+    entra_server: EntraServer, entra_emulator: RegistryEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entra = entra_server.entra
+    for name, value in entra.env().items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(
+        _env_file=None,
+        profile="eventhubs",
+        eventhubs={
+            "auth": "entra",
+            "namespace": "hubstream-test.servicebus.windows.net",
+            "authority": entra.authority,
+            "ca_file": str(entra.ca_file),
+            "check_login": False,
+        },
+        registry={
+            "namespace": entra_emulator.namespace,
+            "ca_file": str(entra_emulator.ca_file),
+            "credential": "azure",
+            "group": entra_emulator.group,
+        },
+    )
+    oauth_cb = kafka_config.producer_config(settings)["oauth_cb"]
+    assert kafka_config.consumer_config(settings, "g")["oauth_cb"] is oauth_cb
+    assert kafka_config.admin_config(settings)["oauth_cb"] is oauth_cb
+    assert registry_credential(settings) is oauth_cb.credential  # the one credential object
+    started = time.perf_counter()
+    token, expiry = oauth_cb("")
+    latency = time.perf_counter() - started
+    assert latency < 5 and expiry > time.time() + 60
+    claims = verify(entra, token, "https://hubstream-test.servicebus.windows.net")
+    assert claims["appid"] == entra.client_id
+    registry = SchemaRegistry.from_settings(settings)
+    try:
+        contract_id = registry.client.register_schema(entra_emulator.group, "t.entra.Ping", SCHEMA, "Avro").id
+        assert registry.client.get_schema(contract_id).definition == SCHEMA
+    finally:
+        registry.close()
+
+
+def test_a_credential_that_cannot_get_a_token_names_itself_and_the_scope(
+    entra_server: EntraServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entra = entra_server.entra
+    monkeypatch.setenv("AZURE_TENANT_ID", entra.tenant_id)
+    monkeypatch.setenv("AZURE_CLIENT_ID", entra.client_id)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "wrong")
+    settings = load_settings(
+        _env_file=None,
+        profile="eventhubs",
+        # its own timeout, so this test gets its own credential (one is cached per authority, trust and timeout)
+        eventhubs={
+            "auth": "entra",
+            "namespace": "wrong-secret.servicebus.windows.net",
+            "authority": entra.authority,
+            "ca_file": str(entra.ca_file),
+            "token_timeout_s": 7,
+            "check_login": False,
+        },
+    )
+    oauth_cb = kafka_config.producer_config(settings)["oauth_cb"]
+    started = time.monotonic()
+    with pytest.raises(EntraTokenError) as raised:
+        oauth_cb("")
+    assert time.monotonic() - started < 7
+    message = str(raised.value)
+    assert "DefaultAzureCredential" in message and "https://wrong-secret.servicebus.windows.net/.default" in message
+    assert "AADSTS7000215" in message
+
+
+def test_a_credential_that_hangs_fails_within_the_timeout() -> None:
+    class Hanging:
+        def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+            time.sleep(30)
+            raise AssertionError("unreachable")
+
+    tokens = OAuthBearerTokens(EntraCredential(Hanging(), timeout_s=0.5), "https://ns/.default")  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(EntraTokenError, match=r"Hanging could not get .* https://ns/.default: no answer within 0.5 s"):
+        tokens("")
+    assert time.monotonic() - started < 2 and tokens.failures == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hubstream import kafka_config
+from hubstream.credentials import OAuthBearerTokens, credential_options
 from hubstream.errors import ConfigurationError, ConnectionStringError
 from hubstream.settings import Settings
 
@@ -14,7 +17,10 @@ CONN = (
 
 
 def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)
+    """Settings without .env; the eventhubs profile's startup login is off (these tests make no connections)."""
+    eventhubs = values.pop("eventhubs", {})
+    assert isinstance(eventhubs, dict)
+    return Settings(_env_file=None, eventhubs={"check_login": False, **eventhubs}, **values)
 
 
 def test_eventhubs_profile_uses_sasl_ssl_plain_with_the_connection_string() -> None:
@@ -103,3 +109,111 @@ def test_settings_read_nested_variables_from_the_environment(monkeypatch: pytest
     monkeypatch.setenv("HUBSTREAM_CONSUMER__SESSION_TIMEOUT_MS", "6000")
     s = Settings(_env_file=None)
     assert s.profile == "kafka" and s.kafka.bootstrap_servers == "k:1" and s.consumer.session_timeout_ms == 6000
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "bootstrap", "protocol"),
+    [
+        ("sb://contoso.servicebus.windows.net/", "contoso.servicebus.windows.net:9093", "SASL_SSL"),
+        ("sb://contoso.servicebus.windows.net", "contoso.servicebus.windows.net:9093", "SASL_SSL"),
+        ("sb://localhost:19094/", "localhost:19094", "SASL_SSL"),  # an explicit port is kept
+        ("sb://127.0.0.1:19094", "127.0.0.1:19094", "SASL_SSL"),
+        ("sb://[::1]:19094/", "[::1]:19094", "SASL_SSL"),
+    ],
+)
+def test_the_bootstrap_comes_from_the_endpoint(endpoint: str, bootstrap: str, protocol: str) -> None:
+    conn = kafka_config.parse_connection_string(f"Endpoint={endpoint};SharedAccessKeyName=k;SharedAccessKey=v")
+    assert conn.bootstrap_servers == bootstrap and conn.security_protocol == protocol
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "bootstrap"),
+    [("sb://localhost", "localhost:9092"), ("sb://eventhubs-emulator:5672/", "eventhubs-emulator:5672")],
+)
+def test_the_event_hubs_emulators_connection_string_is_sasl_plaintext(endpoint: str, bootstrap: str) -> None:
+    conn_string = (
+        f"Endpoint={endpoint};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;"
+        "UseDevelopmentEmulator=true;"
+    )
+    config = kafka_config.producer_config(settings(profile="eventhubs", eventhubs={"connection_string": conn_string}))
+    assert config["bootstrap.servers"] == bootstrap
+    assert config["security.protocol"] == "SASL_PLAINTEXT" and config["sasl.mechanism"] == "PLAIN"
+    assert "ssl.ca.location" not in config
+
+
+@pytest.mark.parametrize("endpoint", ["sb://host:0/", "sb://host:99999", "sb://host:abc/", "sb://host/path/"])
+def test_a_bad_endpoint_port_or_path_is_refused(endpoint: str) -> None:
+    with pytest.raises(ConnectionStringError, match="Endpoint"):
+        kafka_config.parse_connection_string(f"Endpoint={endpoint};SharedAccessKeyName=k;SharedAccessKey=v")
+
+
+def test_the_ca_file_sets_the_trust_for_the_kafka_connection(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    local = CONN.replace("contoso.servicebus.windows.net", "localhost:19094")
+    config = kafka_config.admin_config(
+        settings(profile="eventhubs", eventhubs={"connection_string": local, "ca_file": str(ca)})
+    )
+    assert config["ssl.ca.location"] == str(ca) and config["bootstrap.servers"] == "localhost:19094"
+    assert config["broker.address.family"] == "v4"  # local listeners are on 127.0.0.1
+    default = kafka_config.admin_config(settings(profile="eventhubs", eventhubs={"connection_string": CONN}))
+    assert "ssl.ca.location" not in default  # system trust
+
+
+def test_entra_uses_oauthbearer_with_a_shared_callback_for_the_namespace_scope() -> None:
+    s = settings(profile="eventhubs", eventhubs={"auth": "entra", "namespace": "contoso.servicebus.windows.net"})
+    producer = kafka_config.producer_config(s)
+    assert producer["bootstrap.servers"] == "contoso.servicebus.windows.net:9093"
+    assert producer["security.protocol"] == "SASL_SSL" and producer["sasl.mechanism"] == "OAUTHBEARER"
+    assert "sasl.username" not in producer and "sasl.password" not in producer
+    oauth_cb = producer["oauth_cb"]
+    assert (
+        isinstance(oauth_cb, OAuthBearerTokens) and oauth_cb.scope == "https://contoso.servicebus.windows.net/.default"
+    )
+    assert kafka_config.consumer_config(s, "g")["oauth_cb"] is oauth_cb
+    assert kafka_config.admin_config(s)["oauth_cb"] is oauth_cb
+    assert producer["request.timeout.ms"] == 60_000  # Microsoft's settings hold for both logins
+
+
+def test_entra_takes_the_namespace_from_the_connection_string_and_keeps_its_port() -> None:
+    local = CONN.replace("contoso.servicebus.windows.net", "localhost:19095")
+    s = settings(profile="eventhubs", eventhubs={"auth": "entra", "connection_string": local})
+    config = kafka_config.client_config(s)
+    assert config["bootstrap.servers"] == "localhost:19095" and config["sasl.mechanism"] == "OAUTHBEARER"
+    assert config["oauth_cb"].scope == "https://localhost/.default"
+
+
+def test_entra_with_a_bootstrap_override_asks_for_the_namespaces_audience() -> None:
+    s = settings(
+        profile="eventhubs",
+        eventhubs={"namespace": "hubstream-test.servicebus.windows.net"},  # auth inferred: no connection string
+        kafka={"bootstrap_servers": "localhost:19095"},
+    )
+    config = kafka_config.client_config(s)
+    assert config["bootstrap.servers"] == "localhost:19095"
+    assert config["oauth_cb"].scope == "https://hubstream-test.servicebus.windows.net/.default"
+
+
+def test_entra_without_a_namespace_says_what_to_set() -> None:
+    with pytest.raises(ConfigurationError, match="HUBSTREAM_EVENTHUBS__NAMESPACE"):
+        kafka_config.producer_config(settings(profile="eventhubs", eventhubs={"auth": "entra"}))
+    with pytest.raises(ConnectionStringError, match="HUBSTREAM_EVENTHUBS__CONNECTION_STRING"):
+        kafka_config.producer_config(settings(profile="eventhubs", eventhubs={"auth": "connection-string"}))
+
+
+@pytest.mark.parametrize(
+    ("authority", "expected"),
+    [
+        (None, {}),
+        ("login.microsoftonline.com", {"authority": "https://login.microsoftonline.com"}),
+        ("https://login.microsoftonline.us", {"authority": "https://login.microsoftonline.us"}),
+        (
+            "https://localhost:8444",
+            {"authority": "https://localhost:8444", "disable_instance_discovery": True, "connection_verify": "ca.pem"},
+        ),
+    ],
+)
+def test_a_non_microsoft_authority_goes_without_instance_discovery(
+    authority: str | None, expected: dict[str, object]
+) -> None:
+    assert credential_options(authority, "ca.pem") == expected

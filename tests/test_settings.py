@@ -57,3 +57,37 @@ def test_contracts_come_from_the_working_directory_when_it_has_a_schemas_dir(
     settings = load_settings(_env_file=None)
     assert settings.contracts_dir == tmp_path / "schemas" / "avro"
     assert settings.topics_file == tmp_path / "schemas" / "topics.toml"
+
+
+def test_eventhubs_settings_are_checked_without_printing_their_values(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__NAMESPACE", f"sb://leaked.servicebus.windows.net/;{SECRET}")
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__AUTH", "sas")
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__CA_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__AUTHORITY", "http://localhost:8444")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(_env_file=None)
+    message = str(raised.value)
+    for variable in ("NAMESPACE", "AUTH", "CA_FILE", "AUTHORITY"):
+        assert f"HUBSTREAM_EVENTHUBS__{variable}:" in message
+    assert "bare host[:port]" in message and "https://" in message and "connection-string" in message
+    assert "c2VjcmV0" not in message and "leaked" not in message
+
+
+def test_eventhubs_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    monkeypatch.setenv("HUBSTREAM_PROFILE", "eventhubs")
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__AUTH", "entra")
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__NAMESPACE", "localhost:19095")
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__CA_FILE", str(ca))
+    monkeypatch.setenv("HUBSTREAM_EVENTHUBS__AUTHORITY", "https://localhost:8444")
+    eh = load_settings(_env_file=None).eventhubs
+    assert (eh.auth, eh.namespace, eh.ca_file, eh.authority) == (
+        "entra",
+        "localhost:19095",
+        ca,
+        "https://localhost:8444",
+    )
+    assert eh.check_login is True and eh.token_timeout_s == 20
