@@ -12,7 +12,8 @@ HubstreamError
 ├── PortInUseError                    a local stack port is taken
 ├── ContractError                     a .avsc contract or the topic catalog is wrong
 │   ├── UnknownTopicError             a topic with no contract bound to it
-│   └── NoRecipientError              an event that names no recipient, where that dead-letters [delivery]
+│   ├── NoRecipientError              an event that names no recipient, where that dead-letters [delivery]
+│   └── FieldAssignmentError          a send-test-event --set that is not FIELD=VALUE [kafka_consumer.admin]
 ├── SerdeError                        encoding or decoding a record failed
 │   ├── EventValidationError          an event does not match its schema (carries field paths)
 │   ├── UnknownSchemaIdError          a schema id the registry does not know (carries the raw record)
