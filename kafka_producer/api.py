@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -24,13 +24,15 @@ from hubstream.errors import (
     UnknownTopicError,
 )
 from hubstream.settings import Settings
+from kafka_producer.body import RejectedRequestError, parse_json, safe_text
 from kafka_producer.producer import AsyncProducer
-from kafka_producer.publisher import EventPublisher, Published
+from kafka_producer.publisher import EventPublisher, Prepared, Published
 from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Clients should back off this long when the broker is unreachable.
 RETRY_AFTER_S = 5
@@ -55,15 +57,6 @@ class BatchItem(BaseModel):
 class BatchResult(BaseModel):
     topic: str
     results: list[BatchItem]
-
-
-class RejectedRequestError(HubstreamError):
-    """A request the API cannot take as it is (bad JSON, too large); carries its HTTP status and code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        self.status = status
-        self.code = code
-        super().__init__(message)
 
 
 @dataclass
@@ -106,9 +99,9 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         version="0.1.0",
         lifespan=lifespan,
     )
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings.api.max_problems)
 
-    async def read_json(request: Request) -> Any:
+    async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             raise _too_large(max_body)
@@ -117,10 +110,7 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
             body.extend(chunk)
             if len(body) > max_body:
                 raise _too_large(max_body)
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RejectedRequestError(400, "InvalidJson", f"request body is not valid JSON: {exc}") from exc
+        return bytes(body)
 
     def publisher(request: Request) -> EventPublisher:
         service: ProducerService = request.app.state.service
@@ -134,9 +124,13 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     )
     async def publish_event(topic: str, request: Request) -> PublishedEvent:
         pub = publisher(request)
-        pub.binding(topic)  # 404 before reading a body we cannot use
-        event = await read_json(request)
-        published = await pub.publish(topic, event)
+        schema = pub.binding(topic).schema  # 404 before reading a body we cannot use
+        body = await read_body(request)
+
+        def prepare() -> Prepared:
+            return pub.prepare(topic, _event_json(body, schema), max_problems=settings.api.max_problems)
+
+        published = await pub.send_prepared(topic, await _off_the_loop_if_large(body, prepare))
         return PublishedEvent(**published.as_json())
 
     @app.post(
@@ -147,12 +141,14 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     )
     async def publish_batch(topic: str, request: Request) -> BatchResult:
         pub = publisher(request)
-        pub.binding(topic)
-        body = await read_json(request)
-        events = body.get("events") if isinstance(body, dict) else None
-        if not isinstance(events, list):
-            raise EventValidationError(pub.binding(topic).schema, [("events", "expected a JSON array of events")])
-        outcomes = await pub.publish_batch(topic, events)
+        schema = pub.binding(topic).schema
+        body = await read_body(request)
+
+        def prepare() -> list[Prepared]:
+            events = _batch_json(body, schema, settings.api.max_batch_events)
+            return pub.prepare_batch(topic, events, max_problems=settings.api.max_problems)
+
+        outcomes = await pub.send_batch(topic, await _off_the_loop_if_large(body, prepare))
         unavailable = [o for o in outcomes if isinstance(o, BrokerUnavailableError)]
         if unavailable and len(unavailable) == len(outcomes):
             raise unavailable[0]
@@ -173,6 +169,37 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     return app
+
+
+# bodies larger than this are validated and encoded in a worker thread, so the event loop keeps serving
+_OFF_LOOP_BYTES = 64 * 1024
+
+
+async def _off_the_loop_if_large(body: bytes, work: Callable[[], T]) -> T:
+    return await asyncio.to_thread(work) if len(body) > _OFF_LOOP_BYTES else work()
+
+
+def _event_json(body: bytes, schema: str) -> Any:
+    parsed = parse_json(body)
+    if parsed.problems:
+        raise EventValidationError(schema, parsed.problems)
+    return parsed.value
+
+
+def _batch_json(body: bytes, schema: str, max_events: int) -> list[Any]:
+    parsed = parse_json(body)
+    events = parsed.value.get("events") if isinstance(parsed.value, dict) else None
+    if not isinstance(events, list):
+        raise EventValidationError(schema, [("events", "expected a JSON array of events")])
+    if len(events) > max_events:
+        raise RejectedRequestError(
+            413,
+            "TooManyEvents",
+            f"a batch takes at most {max_events} events, this one has {len(events)}; split it into smaller batches",
+        )
+    if parsed.problems:
+        raise EventValidationError(schema, parsed.problems)
+    return events
 
 
 def _batch_item(index: int, outcome: Published | BrokerError) -> BatchItem:
@@ -202,12 +229,23 @@ def _too_large(limit: int) -> RejectedRequestError:
     )
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that always renders: a lone surrogate (from a client's own key or value, echoed in a path or a
+    message) is written as its escape instead of failing the UTF-8 encoding."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8", "backslashreplace"
+        )
+
+
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
+    body = {"error": {"code": code, "message": safe_text(message), **extra}}
+    return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, max_problems: int) -> None:
     """Map domain errors to HTTP in one place."""
 
     @app.exception_handler(RejectedRequestError)
@@ -216,8 +254,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(EventValidationError)
     async def invalid_event(_: Request, exc: EventValidationError) -> JSONResponse:
-        problems = [{"path": path, "problem": problem} for path, problem in exc.problems]
-        return _error(422, "InvalidEvent", str(exc), problems=problems)
+        problems = [{"path": path, "problem": problem} for path, problem in exc.problems[:max_problems]]
+        return _error(422, "InvalidEvent", str(exc), problems=problems, problemCount=exc.total)
 
     @app.exception_handler(UnknownTopicError)
     async def unknown_topic(_: Request, exc: UnknownTopicError) -> JSONResponse:

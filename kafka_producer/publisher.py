@@ -29,7 +29,7 @@ class Published:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     key: bytes | None
     encoded: EncodedValue
 
@@ -53,16 +53,34 @@ class EventPublisher:
             converter = self._converters[contract.name] = NaturalJson(contract.schema)
         return converter
 
-    def prepare(self, topic: str, event: Any) -> _Prepared:
+    def prepare(self, topic: str, event: Any, *, max_problems: int | None = None) -> Prepared:
         """Validate and encode one event; raises EventValidationError or UnknownTopicError, sends nothing."""
         binding = self._catalog.binding(topic)
         contract = self._catalog.contracts[binding.schema]
-        record = self._converter(contract).from_json(event)
+        record = self._converter(contract).from_json(event, max_problems=max_problems)
         key = None
         if binding.key_field is not None:
             key_value = record.get(binding.key_field)
             key = None if key_value is None else str(key_value).encode()
-        return _Prepared(key, self._serde.encode(record, contract))
+        return Prepared(key, self._serde.encode(record, contract))
+
+    def prepare_batch(self, topic: str, events: Sequence[Any], *, max_problems: int = 100) -> list[Prepared]:
+        """Validate and encode every event; EventValidationError names each problem's event (the first
+        ``max_problems`` problems, and how many in all) if any is invalid."""
+        prepared: list[Prepared] = []
+        problems: list[tuple[str, str]] = []
+        total = 0
+        schema_name = self._catalog.binding(topic).schema
+        for index, event in enumerate(events):
+            try:
+                prepared.append(self.prepare(topic, event, max_problems=max(1, max_problems - len(problems))))
+            except EventValidationError as exc:
+                total += exc.total
+                room = max_problems - len(problems)
+                problems.extend((f"events[{index}].{path}".rstrip("."), p) for path, p in exc.problems[:room])
+        if problems:
+            raise EventValidationError(schema_name, problems, total=total)
+        return prepared
 
     async def publish(self, topic: str, event: Any) -> Published:
         prepared = self.prepare(topic, event)
@@ -70,16 +88,13 @@ class EventPublisher:
 
     async def publish_batch(self, topic: str, events: Sequence[Any]) -> list[Published | BrokerError]:
         """Validate every event first (nothing is sent if one is invalid), then send all in one round of acks."""
-        prepared: list[_Prepared] = []
-        problems: list[tuple[str, str]] = []
-        schema_name = self._catalog.binding(topic).schema
-        for index, event in enumerate(events):
-            try:
-                prepared.append(self.prepare(topic, event))
-            except EventValidationError as exc:
-                problems.extend((f"events[{index}].{path}".rstrip("."), problem) for path, problem in exc.problems)
-        if problems:
-            raise EventValidationError(schema_name, problems)
+        return await self.send_batch(topic, self.prepare_batch(topic, events))
+
+    async def send_prepared(self, topic: str, prepared: Prepared) -> Published:
+        return await self._send(topic, prepared)
+
+    async def send_batch(self, topic: str, prepared: Sequence[Prepared]) -> list[Published | BrokerError]:
+        """Send validated events in one round of acknowledgements; each outcome is a Published or its error."""
         results = await asyncio.gather(*(self._send(topic, p) for p in prepared), return_exceptions=True)
         out: list[Published | BrokerError] = []
         for result in results:
@@ -88,7 +103,7 @@ class EventPublisher:
             out.append(result)
         return out
 
-    async def _send(self, topic: str, prepared: _Prepared) -> Published:
+    async def _send(self, topic: str, prepared: Prepared) -> Published:
         future = self._producer.send(topic, prepared.encoded.value, key=prepared.key, headers=prepared.encoded.headers)
         try:
             delivery: Delivery = await asyncio.wait_for(future, self._delivery_timeout_s)

@@ -23,7 +23,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from schemas.emulator.admission import admission, check_format
+from schemas.emulator.admission import admission, check_format, read_body
 from schemas.emulator.content import content_key
 from schemas.emulator.errors import InvalidRequestError, UnsupportedSchemaTypeError
 from schemas.emulator.groups import SchemaFormat
@@ -51,7 +51,7 @@ class AzureApi:
         api_version = request.query_params.get("api-version")
         if not api_version:
             raise InvalidRequestError("The api-version query parameter (?api-version=) is required for all requests.")
-        body = await request.body()
+        body = await read_body(request)  # bounded: a schema is at most 1 MB
         call = _Call(request, route, api_version, body)
         return await run_in_threadpool(self._dispatch, call)
 

@@ -15,6 +15,7 @@ and any other failure to ``HttpResponseError``. Each error here carries the HTTP
         ├── NotFoundError              404 ItemNotFound        group, schema, version or id unknown
         ├── MethodNotAllowedError      405 MethodNotAllowed
         ├── GroupConflictError         409 Conflict            admin: changing a used group's format
+        ├── PayloadTooLargeError       413 RequestEntityTooLarge  a body over 1 MB (code not seen from Azure)
         └── UnsupportedSchemaTypeError 415 InvalidSchemaType   unknown format, or not the group's format
 """
 
@@ -72,6 +73,11 @@ class MethodNotAllowedError(EmulatorError):
 class GroupConflictError(EmulatorError):
     status = 409
     code = "Conflict"
+
+
+class PayloadTooLargeError(EmulatorError):
+    status = 413
+    code = "RequestEntityTooLarge"
 
 
 class UnsupportedSchemaTypeError(EmulatorError):

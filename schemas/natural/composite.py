@@ -9,6 +9,9 @@ from hubstream.errors import ContractError
 from schemas.natural.nodes import Ctx, Node, fresh, has_tuple, is_utf8, json_kind
 from schemas.natural.scalars import NullNode
 
+# difflib's suggestions cost per unknown key; past this many in one object, none are offered
+_SUGGESTED_KEYS = 20
+
 
 class ArrayNode(Node):
     wrap_name = display = "array"
@@ -130,11 +133,14 @@ class RecordNode(Node):
         return out
 
     def _unknown(self, value: dict[Any, Any], ctx: Ctx) -> None:
+        unknown = 0
         for key in value:
             if key in self.by_name:
                 continue
+            unknown += 1
             ctx.path.append(str(key))
-            close = difflib.get_close_matches(str(key), self.by_name, n=1)
+            # fuzzy matching costs per key: an object of many unknown keys gets suggestions for the first few
+            close = difflib.get_close_matches(str(key), self.by_name, n=1) if unknown <= _SUGGESTED_KEYS else []
             ctx.fail("unknown field" + (f"; did you mean {close[0]!r}?" if close else ""))
             ctx.path.pop()
 
@@ -202,9 +208,9 @@ class UnionNode(Node):
                     return self.by_key[key], datum, wrapped.tuples > 0
         candidates = [b for b in self.branches if type(value) in b.json_types]
         if len(candidates) == 1 and wrapped is None:
-            tuples, problems = ctx.tuples, len(ctx.problems)
+            tuples, failures = ctx.tuples, ctx.failures
             datum = candidates[0].load(value, ctx)
-            return None if len(ctx.problems) > problems else (candidates[0], datum, ctx.tuples > tuples)
+            return None if ctx.failures > failures else (candidates[0], datum, ctx.tuples > tuples)
         fits = []
         for branch in candidates:
             trial = ctx.trial()
@@ -217,7 +223,9 @@ class UnionNode(Node):
             names = ", ".join(fit[0].display for fit in fits)
             ctx.fail(f'ambiguous: the value fits {names}; wrap it to choose, e.g. {{"{fits[0][0].wrap_name}": ...}}')
         elif wrapped is not None:
-            ctx.problems.extend(wrapped.problems)
+            ctx.failures += len(wrapped.problems)
+            room = len(wrapped.problems) if ctx.limit is None else max(0, ctx.limit - len(ctx.problems))
+            ctx.problems.extend(wrapped.problems[:room])
         else:
             ctx.fail(f"expected one of {self.listing}; got {json_kind(value)}")
         return None

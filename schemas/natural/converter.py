@@ -107,15 +107,16 @@ class NaturalJson:
         """The shared converter for this schema, compiled on first use (keyed by the schema's JSON text)."""
         return _cached(json.dumps(schema, sort_keys=True, separators=(",", ":")))
 
-    def from_json(self, value: Any, *, schema_name: str | None = None) -> Any:
-        """A datum for ``fastavro.schemaless_writer``; EventValidationError lists every problem by path."""
-        ctx, datum = Ctx([]), None
+    def from_json(self, value: Any, *, schema_name: str | None = None, max_problems: int | None = None) -> Any:
+        """A datum for ``fastavro.schemaless_writer``; EventValidationError lists every problem by path (the
+        first ``max_problems`` of them, when given, and how many there were in all)."""
+        ctx, datum = Ctx([], limit=max_problems), None
         try:
             datum = self._root.load(value, ctx)
         except RecursionError:
-            ctx.problems = [("$", "the event is nested too deeply")]
+            ctx.problems, ctx.failures = [("$", "the event is nested too deeply")], 1
         if ctx.problems:
-            raise EventValidationError(schema_name or self.name, ctx.problems)
+            raise EventValidationError(schema_name or self.name, ctx.problems, total=ctx.failures)
         return datum
 
     def to_json(self, datum: Any) -> Any:

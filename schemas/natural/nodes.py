@@ -29,17 +29,24 @@ def show(text: str) -> str:
 
 
 class Ctx:
-    """Where the walk is and what went wrong so far; ``tuples`` counts union tuples emitted below."""
+    """Where the walk is and what went wrong so far; ``tuples`` counts union tuples emitted below.
 
-    __slots__ = ("path", "problems", "tuples")
+    With ``limit``, only the first ``limit`` problems are kept; ``failures`` counts them all.
+    """
 
-    def __init__(self, path: list[str | int]) -> None:
+    __slots__ = ("failures", "limit", "path", "problems", "tuples")
+
+    def __init__(self, path: list[str | int], limit: int | None = None) -> None:
         self.path = path
         self.problems: Problems = []
         self.tuples = 0
+        self.limit = limit
+        self.failures = 0
 
     def fail(self, problem: str) -> None:
-        self.problems.append((format_path(self.path), problem))
+        self.failures += 1
+        if self.limit is None or len(self.problems) < self.limit:
+            self.problems.append((format_path(self.path), problem))
 
     def trial(self) -> Ctx:
         return Ctx(list(self.path))
