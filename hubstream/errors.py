@@ -28,6 +28,7 @@ HubstreamError
 │   ├── NotFoundError                 404 group, schema, version or id unknown
 │   ├── MethodNotAllowedError         405
 │   ├── GroupConflictError            409 changing a used group's format
+│   ├── PayloadTooLargeError          413 a request body over a schema's 1 MB
 │   └── UnsupportedSchemaTypeError    415 unknown format, or not the group's format
 ├── BrokerError                       Kafka produce / consume / admin failures
 │   ├── BrokerUnavailableError        the broker did not acknowledge within the bounded wait
@@ -49,7 +50,7 @@ HubstreamError
 │   └── TopicNotFoundError            the DLQ or the original topic does not exist
 ├── ActiveGroupError                  offsets of a group that has members cannot be reset [kafka_consumer.admin]
 ├── InvalidStartError                 a tail --from it does not understand [kafka_consumer.admin]
-├── RequestProblem                    a request the producer API cannot take [kafka_producer.api]
+├── RejectedRequestError              a request the producer API cannot take as it is [kafka_producer.body]
 ├── AuthError                         401: no, a bad or an expired token [delivery.auth]
 │   └── ForbiddenError                403: another recipient's mailbox, or not an admin
 ├── MailboxError                      a mailbox request that cannot be served as asked [delivery.mailbox]
@@ -106,13 +107,16 @@ class SerdeError(HubstreamError):
 
 
 class EventValidationError(SerdeError):
-    """An event does not match its schema. `problems` maps field paths to what is wrong."""
+    """An event does not match its schema. `problems` maps field paths to what is wrong; `total` counts the
+    problems found, of which `problems` may list only the first (the message names at most ten)."""
 
-    def __init__(self, schema_name: str, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, schema_name: str, problems: list[tuple[str, str]], *, total: int | None = None) -> None:
         self.schema_name = schema_name
         self.problems = problems
-        details = "; ".join(f"{path}: {problem}" for path, problem in problems)
-        super().__init__(f"event does not match {schema_name}: {details}")
+        self.total = max(total or 0, len(problems))
+        details = "; ".join(f"{path}: {problem}" for path, problem in problems[:10])
+        more = f" (and {self.total - min(len(problems), 10)} more problems)" if self.total > 10 else ""
+        super().__init__(f"event does not match {schema_name}: {details}{more}")
 
 
 class UnknownSchemaIdError(SerdeError):

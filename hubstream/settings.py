@@ -118,8 +118,9 @@ class RegistrySettings(_Group):
 
 class ProducerSettings(_Group):
     linger_ms: int = 5
-    # how long a send may wait for the broker's acknowledgement before it fails (HTTP 503)
-    delivery_timeout_ms: int = 15_000
+    # how long a send may wait for the broker's acknowledgement before it fails (HTTP 503); librdkafka takes 0
+    # as "forever", so it is refused
+    delivery_timeout_ms: int = Field(default=15_000, gt=0)
     max_message_bytes: int = 1_000_000
 
 
@@ -166,9 +167,31 @@ class ConsumerSettings(_Group):
 
 
 class ApiSettings(_Group):
+    """The producer API: where it listens, what it takes, and who may publish (kafka_producer/ says how)."""
+
     host: str = "127.0.0.1"
     port: int = ports.PRODUCER_API
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    max_batch_events: int = Field(default=1_000, ge=1)  # a batch with more is refused (413)
+    max_problems: int = Field(default=100, ge=1)  # a 422 lists this many problems, and counts them all
+
+    # who may publish: unset is off in the local profile and required in the others
+    auth: bool | None = None
+    # API keys (stored hashed; `hubstream api-keys` manages them). Unset: <state_dir>/api-keys.json
+    api_keys_file: Path | None = None
+    # Entra ID (or any OpenID provider) bearer tokens: RS256 JWTs signed by a key of this JWKS, with this
+    # issuer and audience (all three are needed to accept tokens)
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    leeway_s: float = Field(default=30.0, ge=0)
+
+    # the server: connections over this many get 503 at once; idle keep-alive connections are closed after
+    limit_concurrency: int = Field(default=512, ge=1)
+    timeout_keep_alive_s: float = Field(default=5.0, gt=0)
+    timeout_graceful_shutdown_s: float = Field(default=15.0, gt=0)
+    # contract ids are looked up at startup and, while the registry fails, again this often (readiness waits)
+    registry_retry_s: float = Field(default=2.0, gt=0)
 
 
 class DeliveryAuthSettings(_Group):
