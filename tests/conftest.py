@@ -24,6 +24,12 @@ SERVER_FIXTURES = {"kafka_broker", "registry_emulator", "registry_group", "postg
 SERVER_MODULES = {"test_dev_stack", "test_emulator", "test_schemas_cli", "test_new_user"}
 
 
+def pytest_report_header() -> str:
+    from tests.fixtures.broker import describe_session_broker
+
+    return describe_session_broker()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _needs_a_server(item):
