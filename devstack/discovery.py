@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, SecretStr
 
@@ -16,7 +17,28 @@ STACK_FILE = "stack.json"
 LOCAL_SECRET_FILE = "delivery-secret"
 
 
+class EntraInfo(BaseModel):
+    """The local fake Entra ID's application: what azure-identity's ClientSecretCredential takes."""
+
+    authority: str
+    tenant_id: str
+    client_id: str
+    client_secret: str
+
+
+class EventHubsInfo(BaseModel):
+    """The Event Hubs door on the local Apache Kafka, for the ``eventhubs`` profile in a second terminal."""
+
+    connection_string: str  # the PLAIN door's password (user $ConnectionString); its Endpoint is `bootstrap`
+    bootstrap: str  # SASL_SSL + PLAIN
+    oauth_bootstrap: str  # SASL_SSL + OAUTHBEARER, tokens from `entra`
+    namespace: str  # host:port for HUBSTREAM_EVENTHUBS__NAMESPACE with auth=entra (token scope https://<host>/.default)
+    ca_file: Path  # the CA of both doors' certificate (and of the fake Entra's)
+    entra: EntraInfo | None = None
+
+
 class StackInfo(BaseModel):
+    broker: Literal["kafka", "tansu"] = "tansu"
     bootstrap_servers: str
     schema_registry: str  # host:port, the fully_qualified_namespace for SchemaRegistryClient
     ca_file: Path
@@ -25,13 +47,17 @@ class StackInfo(BaseModel):
     delivery_url: str | None = None
     topics: dict[str, int]
     pid: int
+    eventhubs: EventHubsInfo | None = None
 
     def write(self, state_dir: Path) -> Path:
         """Write atomically so a reader never sees half a file."""
         state_dir.mkdir(parents=True, exist_ok=True)
         path = state_dir / STACK_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
+        # 0600: with the Event Hubs door it holds a connection string and a client secret
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(self.model_dump_json(indent=2))
         os.replace(tmp, path)
         return path
 

@@ -9,8 +9,16 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
+from devstack import entra
 from devstack.discovery import STACK_FILE, StackInfo
-from devstack.launcher import LocalStack, StackPorts, run_until_signalled
+from devstack.launcher import (
+    EVENTHUBS_OAUTH_PORT,
+    EVENTHUBS_PORT,
+    BrokerChoice,
+    LocalStack,
+    StackPorts,
+    run_until_signalled,
+)
 from hubstream import ports
 from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
 
@@ -26,6 +34,21 @@ def dev(
     delivery_port: Annotated[int, typer.Option(help="The delivery node's API port")] = ports.DELIVERY,
     partitions: Annotated[int, typer.Option(min=1, help="Partitions per topic")] = 3,
     consumer: Annotated[bool, typer.Option(help="Also run a consumer-group worker that logs each event")] = True,
+    broker: Annotated[
+        BrokerChoice,
+        typer.Option(help="auto: Apache Kafka when a JDK 17+ is on PATH (jars cached or fetched by Maven), else Tansu"),
+    ] = "auto",
+    eventhubs: Annotated[
+        bool, typer.Option(help="On Apache Kafka, also open the Event Hubs door and a fake Entra ID")
+    ] = True,
+    eventhubs_port: Annotated[
+        int, typer.Option(help="The Event Hubs door: SASL_SSL PLAIN, user $ConnectionString")
+    ] = EVENTHUBS_PORT,
+    eventhubs_oauth_port: Annotated[
+        int, typer.Option(help="The Event Hubs door: SASL_SSL OAUTHBEARER, Entra tokens")
+    ] = EVENTHUBS_OAUTH_PORT,
+    entra_port: Annotated[int, typer.Option(help="The fake Entra ID (HTTPS) port")] = entra.DEFAULT_PORT,
+    reauth_ms: Annotated[int, typer.Option(min=1000, help="The OAUTHBEARER door's connections.max.reauth.ms")] = 60_000,
 ) -> None:
     """Start the local stack: broker, schema registry emulator, producer API and a consumer. Ctrl-C stops it all."""
     settings = load_settings(state_dir)
@@ -38,12 +61,35 @@ def dev(
             api=api_port,
             consumer_ops=consumer_ops_port,
             delivery=delivery_port,
+            eventhubs=eventhubs_port,
+            eventhubs_oauth=eventhubs_oauth_port,
+            entra=entra_port,
         ),
         partitions=partitions,
         with_consumer=consumer,
+        broker=broker,
+        eventhubs=eventhubs,
+        reauth_ms=reauth_ms,
     )
     run_until_signalled(stack, on_ready=lambda info: _print_ready(info, stack.state_dir))
     console.print("[green]stack stopped[/]")
+
+
+def _broker_name(info: StackInfo) -> str:
+    return "Apache Kafka, data kept in the state dir" if info.broker == "kafka" else "Tansu, memory only"
+
+
+def _door_lines(info: StackInfo) -> list[str]:
+    if info.eventhubs is None:
+        return []
+    door = info.eventhubs
+    lines = [
+        f"Event Hubs door    {door.bootstrap} SASL PLAIN ($ConnectionString; the string is in stack.json)",
+        f"                   {door.oauth_bootstrap} OAUTHBEARER (CA {door.ca_file})",
+    ]
+    if door.entra is not None:
+        lines.append(f"Fake Entra ID      {door.entra.authority}  (tenant {door.entra.tenant_id})")
+    return lines
 
 
 def _print_ready(info: StackInfo, state_dir: Path) -> None:
@@ -62,8 +108,10 @@ def _print_ready(info: StackInfo, state_dir: Path) -> None:
         Panel.fit(
             "\n".join(
                 [
-                    f"Kafka bootstrap    {info.bootstrap_servers}",
-                    f"Schema registry    https://{info.schema_registry}  (CA {info.ca_file}, group {info.schema_group})",
+                    f"Kafka bootstrap    {info.bootstrap_servers}  ({_broker_name(info)})",
+                    *_door_lines(info),
+                    f"Schema registry    https://{info.schema_registry}  "
+                    f"(CA {info.ca_file}, group {info.schema_group})",
                     f"Producer API       {info.producer_url}  (docs {info.producer_url}/docs)",
                     f"Delivery API       {info.delivery_url}  (docs {info.delivery_url}/docs)",
                     f"Topics             {', '.join(f'{t} ({n})' for t, n in info.topics.items())}",
