@@ -224,7 +224,7 @@ def _eventhubs_config(settings: Settings) -> dict[str, Any]:
         }
     if eh.ca_file is not None and config["security.protocol"] == "SASL_SSL":
         config["ssl.ca.location"] = str(eh.ca_file)
-    if host == "localhost":
+    if host == "localhost" or str(config["bootstrap.servers"]).startswith("localhost:"):
         config["broker.address.family"] = "v4"  # local listeners bind 127.0.0.1; ::1 would fail first
     config.update(_EVENTHUBS_CLIENT)
     return config
