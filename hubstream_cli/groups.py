@@ -48,17 +48,25 @@ def reset_offsets(
         int | None, typer.Option("--offset", help="With --to offset: the offset for every partition")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the change without making it")] = False,
+    as_json: JsonOption = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Move a group's committed offsets, e.g. to replay a topic from the start in a dev group.
 
-    Refused while the group has active members: stop its consumers first.
+    Refused while the group has active members: stop its consumers first. A group nothing holds is reset even
+    when the broker reports it as Dead (Event Hubs does for a group with no members).
     """
     target = next((t for t in _TARGETS if t == to), None)
     if target is None:
         raise typer.BadParameter(f"--to must be earliest, latest, datetime or offset (got {to!r})")
     admin = AdminClient(kafka_config.admin_config(with_local_stack(load_settings(state_dir))))
     changes = plan_reset(admin, group, topic, target, at=at, offset=offset)
+    if as_json:
+        if not dry_run:
+            apply_reset(admin, group, changes)
+        rows = [{"topic": c.topic, "partition": c.partition, "current": c.current, "new": c.new} for c in changes]
+        print_json({"group": group, "dryRun": dry_run, "changes": rows})
+        return
     table = Table("topic", "partition", "current", "new", title=f"group {group}" + (" (dry run)" if dry_run else ""))
     for change in changes:
         table.add_row(

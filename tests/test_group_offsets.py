@@ -7,6 +7,7 @@ broker the standard questions (OffsetSpec.latest / for_timestamp).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -184,3 +185,24 @@ def test_a_dead_group_with_members_is_still_refused() -> None:
     with pytest.raises(ActiveGroupError):
         apply_reset(admin, "dev-group", [OffsetChange("t", 0, 7, 0)])  # type: ignore[arg-type]
     assert admin.altered == []
+
+
+def test_cli_resets_a_group_nothing_holds_and_prints_json(
+    kafka_broker: LocalKafka, consumed_group: tuple[str, str]
+) -> None:
+    _, topic = consumed_group
+    group = unique("dead-dev")
+    env = {"HUBSTREAM_PROFILE": "kafka", "HUBSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
+    command = ["groups", "reset-offsets", "--group", group, "--topic", topic, "--to", "offset", "--offset", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "hubstream_cli", *command, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["group"] == group and document["dryRun"] is False
+    assert [(c["partition"], c["current"], c["new"]) for c in document["changes"]] == [(0, None, 1), (1, None, 1)]
+    assert kafka_broker.committed(group, topic, 2) == {0: 1, 1: 1}
