@@ -9,7 +9,6 @@ A token comes in ``Authorization: Bearer ...`` or, for browsers' EventSource (wh
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 import jwt
 
 from hubstream.errors import ConfigurationError, HubstreamError
+from hubstream.jwks import JwksKeys
 from hubstream.settings import DeliveryAuthSettings
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class TokenVerifier:
                 "(HS256) or HUBSTREAM_DELIVERY__AUTH__JWKS_URL (RS256)"
             )
         self._settings = settings
-        self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300) if settings.jwks_url else None
+        self._jwks = JwksKeys(settings.jwks_url) if settings.jwks_url else None
 
     async def verify(self, token: str | None) -> Principal:
         if not token:
@@ -77,8 +77,7 @@ class TokenVerifier:
 
     async def _key(self, token: str) -> tuple[AllowedPublicKeys | str, str]:
         if self._jwks is not None and jwt.get_unverified_header(token).get("alg") == "RS256":
-            # the JWKS is fetched over HTTP when a key id is new: off the event loop
-            return (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key, "RS256"
+            return await self._jwks.key_for(token), "RS256"  # fetched off the event loop when the key id is new
         if self._settings.secret is None:
             raise jwt.InvalidTokenError("only RS256 tokens signed by the configured JWKS are accepted")
         return self._settings.secret.get_secret_value(), "HS256"

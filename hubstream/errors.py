@@ -51,6 +51,9 @@ HubstreamError
 ├── ActiveGroupError                  offsets of a group that has members cannot be reset [kafka_consumer.admin]
 ├── InvalidStartError                 a tail --from it does not understand [kafka_consumer.admin]
 ├── RejectedRequestError              a request the producer API cannot take as it is [kafka_producer.body]
+├── PublishAuthError                  401: no credential, or one not valid here [kafka_producer.access]
+│   └── TopicForbiddenError           403: an API key not allowed on the topic
+├── ApiKeyError                       an api-keys command that cannot be done (unknown id) [kafka_producer.api_keys]
 ├── AuthError                         401: no, a bad or an expired token [delivery.auth]
 │   └── ForbiddenError                403: another recipient's mailbox, or not an admin
 ├── MailboxError                      a mailbox request that cannot be served as asked [delivery.mailbox]

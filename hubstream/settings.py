@@ -182,6 +182,7 @@ class ApiSettings(_Group):
     # Entra ID (or any OpenID provider) bearer tokens: RS256 JWTs signed by a key of this JWKS, with this
     # issuer and audience (all three are needed to accept tokens)
     jwks_url: str | None = None
+    jwks_ca_file: Path | None = None  # the CA the JWKS URL's certificate is checked against; unset: the system's
     issuer: str | None = None
     audience: str | None = None
     leeway_s: float = Field(default=30.0, ge=0)

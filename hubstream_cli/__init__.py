@@ -15,6 +15,7 @@ app = Commands(
 def _register() -> None:
     # imported here so `hubstream --help` stays fast and modules do not import each other through the app
     from hubstream_cli import (
+        api_keys,
         clients,
         consume,
         deliver,
@@ -47,6 +48,7 @@ def _register() -> None:
     app.add_typer(clients.app, name="clients")
     app.add_typer(webhooks.app, name="webhooks")
     app.add_typer(entra.app, name="entra")
+    app.add_typer(api_keys.app, name="api-keys")
 
 
 def main() -> None:

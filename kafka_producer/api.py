@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from hubstream import kafka_config
@@ -24,6 +24,7 @@ from hubstream.errors import (
     UnknownTopicError,
 )
 from hubstream.settings import Settings
+from kafka_producer.access import Access, PublishAuthError, host_allowed, is_json, is_loopback
 from kafka_producer.body import RejectedRequestError, parse_json, safe_text
 from kafka_producer.producer import AsyncProducer
 from kafka_producer.publisher import EventPublisher, Prepared, Published
@@ -100,6 +101,9 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         lifespan=lifespan,
     )
     _install_error_handlers(app, settings.api.max_problems)
+    access = Access(settings)
+    if is_loopback(settings.api.host):
+        _check_host_header(app)
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -111,6 +115,14 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
             if len(body) > max_body:
                 raise _too_large(max_body)
         return bytes(body)
+
+    async def admit(request: Request, topic: str, pub: EventPublisher) -> str:
+        """The topic's schema name, once the caller may publish there and sends JSON."""
+        await access.authorize(request, topic)
+        schema = pub.binding(topic).schema
+        if not is_json(request.headers.get("content-type")):
+            raise RejectedRequestError(415, "UnsupportedMediaType", "send the event as Content-Type: application/json")
+        return schema
 
     def publisher(request: Request) -> EventPublisher:
         service: ProducerService = request.app.state.service
@@ -124,7 +136,7 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     )
     async def publish_event(topic: str, request: Request) -> PublishedEvent:
         pub = publisher(request)
-        schema = pub.binding(topic).schema  # 404 before reading a body we cannot use
+        schema = await admit(request, topic, pub)  # 401, 403, 404 and 415 before reading a body we cannot use
         body = await read_body(request)
 
         def prepare() -> Prepared:
@@ -141,7 +153,7 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     )
     async def publish_batch(topic: str, request: Request) -> BatchResult:
         pub = publisher(request)
-        schema = pub.binding(topic).schema
+        schema = await admit(request, topic, pub)
         body = await read_body(request)
 
         def prepare() -> list[Prepared]:
@@ -245,12 +257,34 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
+def _check_host_header(app: FastAPI) -> None:
+    """Bound to loopback: only loopback names in Host, so a DNS-rebound page cannot reach the API."""
+
+    @app.middleware("http")
+    async def loopback_host_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if not host_allowed(request.headers.get("host")):
+            return _error(
+                400,
+                "HostNotAllowed",
+                "this API listens on a loopback address and answers only Host: localhost, 127.0.0.1 or [::1]; "
+                "to serve other names, bind it to another interface (--host)",
+            )
+        return await call_next(request)
+
+
 def _install_error_handlers(app: FastAPI, max_problems: int) -> None:
     """Map domain errors to HTTP in one place."""
 
     @app.exception_handler(RejectedRequestError)
     async def rejected_request(_: Request, exc: RejectedRequestError) -> JSONResponse:
         return _error(exc.status, exc.code, str(exc))
+
+    @app.exception_handler(PublishAuthError)
+    async def unauthorized(_: Request, exc: PublishAuthError) -> JSONResponse:
+        response = _error(exc.status, exc.code, str(exc))
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="hubstream"'
+        return response
 
     @app.exception_handler(EventValidationError)
     async def invalid_event(_: Request, exc: EventValidationError) -> JSONResponse:
