@@ -1,4 +1,5 @@
-"""`hubstream dev` as a user runs it: starts, writes stack.json, serves, and stops with no orphans."""
+"""`hubstream dev` as a user runs it: starts, writes stack.json, serves, and stops with no orphans, on each broker
+(Apache Kafka, with its Event Hubs door and fake Entra ID, when a JDK is present; Tansu always)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient
 
+from devstack import kafka
 from hubstream.ports import free_port
 from tests.fixtures.events import chat_event
 from tests.fixtures.waiting import wait_for
 
-STARTUP_TIMEOUT_S = 90
+STARTUP_TIMEOUT_S = 120
+BROKERS = [
+    pytest.param(
+        "kafka",
+        marks=pytest.mark.skipif(kafka.unavailable_reason() is not None, reason=str(kafka.unavailable_reason())),
+    ),
+    "tansu",
+]
 
 
 def descendants(pid: int) -> set[int]:
@@ -90,6 +101,12 @@ def start_dev(tmp_path: Path, *extra: str) -> DevStack:
         str(free_port()),
         "--delivery-port",
         str(free_port()),
+        "--eventhubs-port",
+        str(free_port()),
+        "--eventhubs-oauth-port",
+        str(free_port()),
+        "--entra-port",
+        str(free_port()),
         "--partitions",
         "2",
         *extra,
@@ -108,9 +125,9 @@ def wait_ready(dev: DevStack) -> dict[str, object]:
     return dev.stack()
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevStack]:
-    stack = start_dev(tmp_path)
+@pytest.fixture(params=BROKERS)
+def dev(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevStack]:
+    stack = start_dev(tmp_path, "--broker", request.param)
     try:
         yield stack
     finally:
@@ -133,6 +150,12 @@ def test_dev_starts_serves_and_stops_without_orphans(dev: DevStack, tmp_path: Pa
         assert info[key], key
     assert info["topics"] == {"chat.responses": 2, "meetings.minutes-finalized": 2}
     assert Path(str(info["ca_file"])).read_text().startswith("-----BEGIN CERTIFICATE-----")
+    broker = "kafka" if "--broker kafka" in " ".join(dev.process.args) else "tansu"  # type: ignore[arg-type]
+    assert info["broker"] == broker
+    if broker == "kafka":
+        check_event_hubs_door(info)
+    else:
+        assert info["eventhubs"] is None
 
     event = chat_event("conv-dev")
     response = httpx.post(f"{info['producer_url']}/v1/topics/chat.responses/events", json=event, timeout=20)
@@ -174,8 +197,56 @@ def test_dev_starts_serves_and_stops_without_orphans(dev: DevStack, tmp_path: Pa
     dev.process.send_signal(signal.SIGTERM)
     assert dev.process.wait(30) == 0, dev.log()
     assert wait_gone(children, 10) == set()
+    assert not jvms_of(dev.state_dir)
     assert not (dev.state_dir / "stack.json").exists()
     assert "stack stopped" in dev.log()
+
+
+def check_event_hubs_door(info: dict[str, Any]) -> None:
+    """stack.json's eventhubs object is enough for a second terminal: the PLAIN door takes its connection string,
+    the OAUTHBEARER door a token azure-identity gets from the fake Entra ID with its entra values."""
+    from azure.identity import ClientSecretCredential
+
+    door = info["eventhubs"]
+    assert set(door) == {"connection_string", "bootstrap", "oauth_bootstrap", "namespace", "ca_file", "entra"}
+    assert door["connection_string"].startswith(f"Endpoint=sb://{door['bootstrap']}/;SharedAccessKeyName=")
+    entra = door["entra"]
+    assert set(entra) == {"authority", "tenant_id", "client_id", "client_secret"}
+    tls = {"security.protocol": "SASL_SSL", "ssl.ca.location": door["ca_file"], "broker.address.family": "v4"}
+    plain = AdminClient(
+        {
+            "bootstrap.servers": door["bootstrap"],
+            **tls,
+            "sasl.mechanism": "PLAIN",
+            "sasl.username": "$ConnectionString",
+            "sasl.password": door["connection_string"],
+        }
+    )
+    assert "chat.responses" in plain.list_topics(timeout=20).topics
+    credential = ClientSecretCredential(
+        entra["tenant_id"],
+        entra["client_id"],
+        entra["client_secret"],
+        authority=entra["authority"],
+        disable_instance_discovery=True,
+        connection_verify=door["ca_file"],
+    )
+    host = door["namespace"].rsplit(":", 1)[0]
+
+    def token(_config: str) -> tuple[str, float]:
+        access = credential.get_token(f"https://{host}/.default")
+        return access.token, access.expires_on
+
+    oauth = AdminClient(
+        {"bootstrap.servers": door["oauth_bootstrap"], **tls, "sasl.mechanism": "OAUTHBEARER", "oauth_cb": token}
+    )
+    assert "chat.responses" in oauth.list_topics(timeout=20).topics
+
+
+def jvms_of(state_dir: Path) -> list[str]:
+    """Java processes whose command line names this state dir (the broker's server.properties does)."""
+    table = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return [line for line in table.splitlines() if "java" in line and str(state_dir) in line]
 
 
 def test_children_die_with_a_killed_dev(dev: DevStack) -> None:
@@ -185,6 +256,16 @@ def test_children_die_with_a_killed_dev(dev: DevStack) -> None:
     dev.process.kill()  # no chance to clean up: the kernel's parent-death signal must stop the children
     dev.process.wait(10)
     assert wait_gone(children, 15) == set()
+    assert not jvms_of(dev.state_dir)
+
+
+def test_ctrl_c_stops_every_child(dev: DevStack) -> None:
+    wait_ready(dev)
+    children = descendants(dev.process.pid)
+    dev.process.send_signal(signal.SIGINT)
+    assert dev.process.wait(30) == 0, dev.log()
+    assert wait_gone(children, 10) == set()
+    assert not jvms_of(dev.state_dir)
 
 
 def test_busy_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
