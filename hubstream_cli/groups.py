@@ -91,7 +91,7 @@ def list_command(
     """
     settings = settings_from(state_dir)
     cluster = Cluster(settings, wait_s=wait)
-    remembered = [g.group for g in GroupRegistry(settings.state_dir).groups()]
+    remembered = {g.group: g.topics for g in GroupRegistry(settings.state_dir).groups()}
     with progress(not as_json) as bar:
         task = bar.add_task("reading groups", total=None)
         summaries = list_groups(cluster, remembered, on_group=lambda _: bar.advance(task))

@@ -189,6 +189,7 @@ def test_tail_decodes_header_and_legacy_records_and_never_creates_a_group(
 
     assert group_ids(kafka_broker) == groups_before, "tail created a consumer group"
     assert not [g for g in group_ids(kafka_broker) if g.startswith("hubstream-reader")]
+    assert set(kafka_broker.committed("hubstream-reader", topic, 3).values()) == {-1001}, "tail committed"
 
 
 def test_tail_from_an_offset_and_a_time(kafka_broker: LocalKafka, cli: Cli, topics: dict[str, str]) -> None:

@@ -9,7 +9,6 @@ are all the endpoint offers for this; no topic management is needed).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -142,7 +141,9 @@ class Cluster:
         config = kafka_config.client_config(self.settings)
         config.update(
             {
-                "group.id": f"hubstream-reader-{uuid.uuid4().hex[:12]}",  # required by the client, never used
+                # required by the client; never joined or committed to. One fixed id, so even a service that kept
+                # a record per id it was asked about would hold one, not one per run.
+                "group.id": "hubstream-reader",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,

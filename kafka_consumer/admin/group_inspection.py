@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 
 from kafka_consumer.admin.cluster import TP, Cluster
 from kafka_consumer.admin.partition_info import record_time
@@ -137,10 +137,11 @@ def describe_group(
     """Members, ownership, committed offsets and lag of every partition of the topics the group commits to,
     owns, or that are named in `topics`."""
     membership = _memberships(cluster, [group])[group]
-    committed = _committed(cluster, group)
     owners = {tp: m.member_id for m in membership.members for tp in m.partitions}
-    names = {t for t, _ in committed} | {t for t, _ in owners} | set(topics)
     everything = cluster.topics()
+    known = {t for t, _ in owners} | set(topics)
+    committed = _committed(cluster, group, [(t, p) for t in known for p in everything.get(t, [])])
+    names = {t for t, _ in committed} | known
     tps = sorted({(t, p) for t in names for p in everything.get(t, [])} | committed.keys() | owners.keys())
     bounds = cluster.bounds(tp for tp in tps if tp[0] in everything)
     times = _checkpoint_times(cluster, committed, bounds) if commit_times else {}
@@ -156,9 +157,11 @@ def describe_group(
 
 
 def list_groups(
-    cluster: Cluster, remembered: Iterable[str] = (), on_group: Callable[[str], None] | None = None
+    cluster: Cluster, remembered: dict[str, list[str]] | None = None, on_group: Callable[[str], None] | None = None
 ) -> list[GroupSummary]:
-    """Every group ListGroups names plus the remembered ones, with state, member count and total lag."""
+    """Every group ListGroups names plus the remembered ones (group -> the topics its workers read), with state,
+    member count and total lag."""
+    remembered = remembered or {}
     try:
         listing = cluster.admin.list_consumer_groups(request_timeout=cluster.wait_s).result(cluster.wait_s + 1)
     except KafkaException as exc:
@@ -167,9 +170,11 @@ def list_groups(
     remembered_set = set(remembered)
     names = sorted(listed | remembered_set)
     memberships = _memberships(cluster, names)
+    everything = cluster.topics() if remembered else {}
     commits: dict[str, dict[TP, int]] = {}
     for name in names:
-        commits[name] = _committed(cluster, name)
+        asked = [(t, p) for t in remembered.get(name, []) for p in everything.get(t, [])]
+        commits[name] = _committed(cluster, name, asked)
         if on_group is not None:
             on_group(name)
     bounds = cluster.bounds(tp for offsets in commits.values() for tp in offsets)
@@ -232,9 +237,19 @@ def state_name(state: Any) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _committed(cluster: Cluster, group: str) -> dict[TP, int]:
-    """Every partition the group has committed an offset for (an OffsetFetch for all topics)."""
-    request = ConsumerGroupTopicPartitions(group)
+def _committed(cluster: Cluster, group: str, known: list[TP] | None = None) -> dict[TP, int]:
+    """Every partition the group has committed an offset for: an OffsetFetch for all topics, then one for the
+    `known` partitions it did not name (in case a broker answers the all-topics form with nothing)."""
+    found = _offset_fetch(cluster, group, None)
+    missing = [tp for tp in known or [] if tp not in found]
+    if missing:
+        found.update(_offset_fetch(cluster, group, missing))
+    return found
+
+
+def _offset_fetch(cluster: Cluster, group: str, tps: list[TP] | None) -> dict[TP, int]:
+    partitions = None if tps is None else [TopicPartition(t, p) for t, p in tps]
+    request = ConsumerGroupTopicPartitions(group, partitions)
     try:
         result = cluster.admin.list_consumer_group_offsets([request], request_timeout=cluster.wait_s)[group].result(
             cluster.wait_s + 1
