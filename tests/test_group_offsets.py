@@ -1,8 +1,7 @@
 """Resetting a group's offsets, against the real broker.
 
-Not tested here: `--to latest` and `--to datetime`. The local broker answers ListOffsets LATEST and
-timestamp queries wrongly, so a test of them would check the broker, not this code. The code asks the
-broker the standard questions (OffsetSpec.latest / for_timestamp).
+`--to latest` and `--to datetime` are tested on Apache Kafka only: Tansu answers ListOffsets LATEST and timestamp
+queries wrongly, so there a test of them would check the broker, not this code.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -103,6 +103,46 @@ def test_reset_is_refused_while_the_group_has_members(
     finally:
         consumer.close()
     assert kafka_broker.committed(group, topic, 2) == {0: 5, 1: 5}
+
+
+@pytest.fixture
+def apache_kafka(kafka_broker: LocalKafka) -> LocalKafka:
+    if kafka_broker.kind == "tansu":
+        pytest.skip("Tansu answers ListOffsets LATEST and timestamp queries wrongly; run on Apache Kafka")
+    return kafka_broker
+
+
+def test_reset_to_latest_skips_what_is_there(apache_kafka: LocalKafka, consumed_group: tuple[str, str]) -> None:
+    group, topic = consumed_group
+    apply_reset(apache_kafka.admin, group, plan_reset(apache_kafka.admin, group, topic, "offset", offset=1))
+    producer = Producer({"bootstrap.servers": apache_kafka.bootstrap_servers})
+    for i in range(4):
+        producer.produce(topic, f"late{i}".encode(), partition=0)
+    assert producer.flush(10) == 0
+    changes = plan_reset(apache_kafka.admin, group, topic, "latest")
+    assert [(c.partition, c.current, c.new) for c in changes] == [(0, 1, 9), (1, 1, 5)]
+    apply_reset(apache_kafka.admin, group, changes)
+    assert apache_kafka.committed(group, topic, 2) == {0: 9, 1: 5}
+
+
+def test_reset_to_a_datetime_starts_at_the_first_record_written_since(
+    apache_kafka: LocalKafka, consumed_group: tuple[str, str]
+) -> None:
+    group, topic = consumed_group
+    time.sleep(0.05)  # record timestamps are milliseconds: the cut falls strictly after the first ten
+    cut = datetime.now(UTC)
+    time.sleep(0.05)
+    producer = Producer({"bootstrap.servers": apache_kafka.bootstrap_servers})
+    for i in range(3):
+        producer.produce(topic, f"after{i}".encode(), partition=1)
+    assert producer.flush(10) == 0
+    changes = plan_reset(apache_kafka.admin, group, topic, "datetime", at=cut)
+    # partition 0 has nothing since the cut: its end; partition 1: the first of the three new records
+    assert [(c.partition, c.new) for c in changes] == [(0, 5), (1, 5)]
+    early = plan_reset(apache_kafka.admin, group, topic, "datetime", at=datetime(2000, 1, 1, tzinfo=UTC))
+    assert [(c.partition, c.new) for c in early] == [(0, 0), (1, 0)]
+    apply_reset(apache_kafka.admin, group, changes)
+    assert apache_kafka.committed(group, topic, 2) == {0: 5, 1: 5}
 
 
 def test_cli_dry_run_changes_nothing(kafka_broker: LocalKafka, consumed_group: tuple[str, str]) -> None:
