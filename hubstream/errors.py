@@ -19,7 +19,8 @@ HubstreamError
 │   ├── UnknownSchemaIdError          a schema id the registry does not know (carries the raw record)
 │   └── UndecodableRecordError        bytes or headers that are not an Azure-format Avro record (carries it too)
 ├── RegistryError                     the schema registry refused or could not be reached
-│   └── SchemaNotRegisteredError      a contract's exact text is not registered [schemas.registry]
+│   ├── SchemaNotRegisteredError      a contract's exact text is not registered [schemas.registry]
+│   └── ContractNotReadyError         503: the API has no schema id for the contract yet [kafka_producer.readiness]
 ├── EmulatorError                     the emulator's answers: Azure's status and code [schemas.emulator]
 │   ├── InvalidRequestError           400 malformed id, empty body, bad name
 │   ├── InvalidSchemaError            400 the schema text does not parse
@@ -32,7 +33,9 @@ HubstreamError
 │   └── UnsupportedSchemaTypeError    415 unknown format, or not the group's format
 ├── BrokerError                       Kafka produce / consume / admin failures
 │   ├── BrokerUnavailableError        the broker did not acknowledge within the bounded wait
-│   │   └── BrokerUnreachableError    no broker answered an operator command in time [kafka_consumer.admin]
+│   │   ├── BrokerUnreachableError    no broker answered an operator command in time [kafka_consumer.admin]
+│   │   └── ProducerQueueFullError    the producer's local queue is full; retry later [kafka_producer.producer]
+│   ├── RecordTooLargeError           a record over the message size limit (the API's 413) [kafka_producer.producer]
 │   ├── DeadLetterError               a record could not be dead-lettered; its partition stops [kafka_consumer]
 │   ├── ReplayIncompleteError         dlq replay stopped before its commit; re-run it [kafka_consumer.admin]
 │   ├── ReplayCommitError             dlq replay published but could not commit [kafka_consumer.admin]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
 from devstack.discovery import with_local_stack
 from hubstream import kafka_config
+from hubstream.settings import Settings
 from hubstream_cli.common import StateDirOption, load_settings, setup_logging
 from kafka_producer.api import create_app
 
@@ -22,9 +23,19 @@ def produce_api(
     settings = with_local_stack(load_settings(state_dir))
     kafka_config.producer_config(settings)  # fail at start on bad settings, e.g. a broken connection string
     setup_logging(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api.host,
-        port=port or settings.api.port,
-        log_level=settings.log_level.lower(),
-    )
+    api = settings.api.model_copy(update={"host": host or settings.api.host, "port": port or settings.api.port})
+    settings = settings.model_copy(update={"api": api})  # the Host check follows the address actually bound
+    uvicorn.run(create_app(settings), log_level=settings.log_level.lower(), **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's bounds: connections over the limit get 503 at once; idle and closing connections time out."""
+    api = settings.api
+    return {
+        "host": api.host,
+        "port": api.port,
+        "limit_concurrency": api.limit_concurrency,
+        "timeout_keep_alive": api.timeout_keep_alive_s,
+        "timeout_graceful_shutdown": api.timeout_graceful_shutdown_s,
+        "h11_max_incomplete_event_size": 16 * 1024,  # request line and headers
+    }

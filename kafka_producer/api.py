@@ -19,15 +19,15 @@ from hubstream.errors import (
     BrokerError,
     BrokerUnavailableError,
     EventValidationError,
-    HubstreamError,
     RegistryError,
     UnknownTopicError,
 )
 from hubstream.settings import Settings
 from kafka_producer.access import Access, PublishAuthError, host_allowed, is_json, is_loopback
 from kafka_producer.body import RejectedRequestError, parse_json, safe_text
-from kafka_producer.producer import AsyncProducer
+from kafka_producer.producer import AsyncProducer, RecordTooLargeError
 from kafka_producer.publisher import EventPublisher, Prepared, Published
+from kafka_producer.readiness import ContractIds
 from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
@@ -57,6 +57,7 @@ class BatchItem(BaseModel):
 
 class BatchResult(BaseModel):
     topic: str
+    failed: int = 0  # events not acknowledged (the answer is then 207); retry those, dedupe on eventId
     results: list[BatchItem]
 
 
@@ -71,7 +72,8 @@ class ProducerService:
 def build_service(settings: Settings) -> ProducerService:
     catalog = Catalog.from_settings(settings)
     registry = SchemaRegistry.from_settings(settings)
-    producer = AsyncProducer(kafka_config.producer_config(settings))
+    # a full local queue answers 503 at once: a request never waits on the loop for room
+    producer = AsyncProducer(kafka_config.producer_config(settings), wait_when_full=False)
     publisher = EventPublisher(
         catalog,
         AvroSerde(registry),
@@ -88,9 +90,12 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = service_factory(settings)
         app.state.service = service
+        app.state.ids = ids = ContractIds(service.catalog, service.registry, retry_s=settings.api.registry_retry_s)
+        ids.start()
         try:
             yield
         finally:
+            ids.stop()
             await service.producer.close()
             service.registry.close()
 
@@ -120,6 +125,7 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         """The topic's schema name, once the caller may publish there and sends JSON."""
         await access.authorize(request, topic)
         schema = pub.binding(topic).schema
+        request.app.state.ids.require(schema)  # 503 at once while the registry has not answered
         if not is_json(request.headers.get("content-type")):
             raise RejectedRequestError(415, "UnsupportedMediaType", "send the event as Content-Type: application/json")
         return schema
@@ -151,7 +157,7 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         responses={404: {}, 413: {}, 422: {}, 503: {}},
         summary="Publish several events with one round of acknowledgements",
     )
-    async def publish_batch(topic: str, request: Request) -> BatchResult:
+    async def publish_batch(topic: str, request: Request) -> BatchResult | JSONResponse:
         pub = publisher(request)
         schema = await admit(request, topic, pub)
         body = await read_body(request)
@@ -164,7 +170,11 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         unavailable = [o for o in outcomes if isinstance(o, BrokerUnavailableError)]
         if unavailable and len(unavailable) == len(outcomes):
             raise unavailable[0]
-        return BatchResult(topic=topic, results=[_batch_item(i, o) for i, o in enumerate(outcomes)])
+        results = [_batch_item(i, o) for i, o in enumerate(outcomes)]
+        failed = sum(not item.ok for item in results)
+        result = BatchResult(topic=topic, failed=failed, results=results)
+        # 207: a client that checks only the status cannot take a partly failed batch for a success
+        return JSONResponse(result.model_dump(), status_code=207) if failed else result
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -173,12 +183,13 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     @app.get("/readyz", summary="The broker and the schema registry are reachable")
     async def readyz(request: Request) -> JSONResponse:
         service: ProducerService = request.app.state.service
-        checks = {
-            "broker": await _in_thread(service.producer.broker_reachable),
-            "registry": await _in_thread(lambda: _registry_ready(service)),
-        }
+        ids: ContractIds = request.app.state.ids
+        checks = {"broker": await _in_thread(service.producer.broker_reachable), "registry": ids.ready}
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, "checks": checks}
+        if ids.last_error:
+            body["registryError"] = safe_text(ids.last_error)
+        return SafeJSONResponse(body, status_code=200 if ready else 503)
 
     return app
 
@@ -220,15 +231,6 @@ def _batch_item(index: int, outcome: Published | BrokerError) -> BatchItem:
             index=index, ok=True, partition=outcome.partition, offset=outcome.offset, schemaId=outcome.schema_id
         )
     return BatchItem(index=index, ok=False, error=str(outcome))
-
-
-def _registry_ready(service: ProducerService) -> bool:
-    try:
-        for contract in service.catalog.contracts.values():
-            service.registry.schema_id(contract)
-    except HubstreamError:
-        return False
-    return True
 
 
 async def _in_thread(fn: Callable[[], bool]) -> bool:
@@ -302,6 +304,10 @@ def _install_error_handlers(app: FastAPI, max_problems: int) -> None:
     @app.exception_handler(RegistryError)
     async def registry_unavailable(_: Request, exc: RegistryError) -> JSONResponse:
         return _error(503, "SchemaRegistryUnavailable", str(exc))
+
+    @app.exception_handler(RecordTooLargeError)
+    async def record_too_large(_: Request, exc: RecordTooLargeError) -> JSONResponse:
+        return _error(413, "RecordTooLarge", str(exc))
 
     @app.exception_handler(BrokerError)
     async def broker_error(_: Request, exc: BrokerError) -> JSONResponse:

@@ -44,7 +44,20 @@ class Delivery:
     timestamp_ms: int | None
 
 
+class ProducerQueueFullError(BrokerUnavailableError):
+    """The producer's local queue is full (the broker is not draining it); retry after a pause."""
+
+
+class RecordTooLargeError(BrokerError):
+    """The encoded record is larger than the producer's or the broker's message size limit; no retry helps."""
+
+
 def delivery_error(error: KafkaError, topic: str) -> BrokerError:
+    if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+        return RecordTooLargeError(
+            f"the record for {topic!r} is larger than the message size limit ({error.str()}); "
+            "send a smaller event (HUBSTREAM_PRODUCER__MAX_MESSAGE_BYTES sets the producer's limit)"
+        )
     if error.code() in _UNAVAILABLE:
         return BrokerUnavailableError(
             f"the broker did not acknowledge the record for {topic!r} in time ({error.str()}); "
@@ -56,7 +69,10 @@ def delivery_error(error: KafkaError, topic: str) -> BrokerError:
 class AsyncProducer:
     """Use as ``async with AsyncProducer(config) as producer: await producer.send(...)``."""
 
-    def __init__(self, config: dict[str, Any], *, poll_timeout_s: float = 0.1) -> None:
+    def __init__(self, config: dict[str, Any], *, poll_timeout_s: float = 0.1, wait_when_full: bool = True) -> None:
+        """``wait_when_full=False``: a send into a full local queue fails at once (ProducerQueueFullError)
+        instead of waiting on the caller's thread for room; for callers that can answer "retry later"."""
+        self._wait_when_full = wait_when_full
         self._last_client_error: KafkaError | None = None
         self._message_timeout_s = float(config.get("message.timeout.ms", 300_000)) / 1000
         self._poll_timeout_s = poll_timeout_s
@@ -126,6 +142,11 @@ class AsyncProducer:
                 self._producer.produce(topic, **kwargs)
                 return
             except BufferError:
+                if not self._wait_when_full:
+                    raise ProducerQueueFullError(
+                        f"the producer's local queue is full: the broker is not taking records for {topic!r} "
+                        "fast enough; retry after the Retry-After delay"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise BrokerUnavailableError(
                         "the producer's local queue stayed full: the broker is not accepting records"
