@@ -419,3 +419,70 @@ def test_send_test_event_publishes_a_file_of_events(cli: Cli, topics: dict[str, 
     refused = cli.run("send-test-event", "--topic", topic, "--file", str(bad), expect=2)
     assert "line 2" in refused.stderr and "title" in refused.stderr
     assert len(cli.json_lines("tail", "--topic", topic, "--from", "earliest", "--no-follow")) == 4  # nothing sent
+
+
+# ---- pure parts ---------------------------------------------------------------------------------------------
+
+EVERY_TYPE = {
+    "type": "record",
+    "name": "Everything",
+    "namespace": "ops.test",
+    "fields": [
+        {"name": "eventId", "type": "string", "default": ""},
+        {"name": "count", "type": "long"},
+        {"name": "ratio", "type": "double"},
+        {"name": "flag", "type": "boolean"},
+        {"name": "blob", "type": "bytes"},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B"]}},
+        {"name": "hash", "type": {"type": "fixed", "name": "Hash", "size": 4}},
+        {"name": "maybe", "type": ["null", "string"]},
+        {"name": "tags", "type": {"type": "map", "values": "int"}},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2}},
+        {"name": "next", "type": ["null", "Everything"], "default": None},
+        {
+            "name": "items",
+            "type": {
+                "type": "array",
+                "items": {"type": "record", "name": "Item", "fields": [{"name": "n", "type": "int"}]},
+            },
+        },
+    ],
+}
+
+
+def test_an_example_is_built_for_any_schema_and_fits_it() -> None:
+    from kafka_consumer.admin.example_events import example_event, with_assignments
+    from schemas.contracts import Contract
+    from schemas.natural import NaturalJson
+
+    contract = Contract.from_text(json.dumps(EVERY_TYPE))
+    event = example_event(contract)
+    NaturalJson(contract.schema).from_json(event)  # raises EventValidationError when it does not fit
+    assert event["eventId"] and event["kind"] == "A" and event["items"] == [{"n": 1}]
+    changed = with_assignments(contract, event, ["count=7", "kind=B", "maybe=null", "items.0.n=3", "tags.x=2"])
+    assert (changed["count"], changed["kind"], changed["maybe"], changed["items"], changed["tags"]["x"]) == (
+        7,
+        "B",
+        None,
+        [{"n": 3}],
+        2,
+    )
+    NaturalJson(contract.schema).from_json(changed)
+
+
+def test_the_group_registry_remembers_groups_and_survives_a_read_only_state_dir(tmp_path: Path) -> None:
+    from kafka_consumer.admin.group_registry import GroupRegistry
+
+    registry = GroupRegistry(tmp_path)
+    registry.remember("a/b group", ["t1"])
+    registry.remember("a/b group", ["t2"])
+    registry.remember("other", ["t1"])
+    assert [(g.group, g.topics) for g in registry.groups()] == [("a/b group", ["t1", "t2"]), ("other", ["t1"])]
+    assert registry.forget("other") and not registry.forget("other")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    GroupRegistry(blocked).remember("g", ["t"])  # logged, not raised: a worker still starts
+    assert GroupRegistry(blocked).groups() == []
