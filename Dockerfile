@@ -10,4 +10,8 @@ COPY delivery ./delivery
 COPY devstack ./devstack
 COPY hubstream_cli ./hubstream_cli
 RUN pip install --no-cache-dir .
+# a non-root user; the state and key directories exist owned by it, so named volumes mounted there start so
+RUN useradd --uid 10001 --home-dir /app --no-create-home hubstream && mkdir -p /state /keys \
+    && chown hubstream:hubstream /state /keys
+USER 10001:10001
 ENTRYPOINT ["hubstream"]

@@ -49,7 +49,12 @@ def serve(
         typer.Option("--groups", help="TOML file of schema groups to create: one \\[groups.NAME] table each"),
     ] = None,
     auth_token: Annotated[
-        str | None, typer.Option("--auth-token", help="Require 'Authorization: Bearer <token>' on every request")
+        str | None,
+        typer.Option(
+            "--auth-token",
+            envvar="HUBSTREAM_REGISTRY__TOKEN",  # the clients' own setting; an environment keeps it out of argv
+            help="Require 'Authorization: Bearer <token>' on every request",
+        ),
     ] = None,
     entra_jwks: Annotated[
         str | None,

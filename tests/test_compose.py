@@ -50,7 +50,7 @@ def test_services_are_kafka_kraft_and_hubstream_parts(compose: dict[str, Any]) -
     assert set(services) == {"kafka", *HUBSTREAM_SERVICES}
     kafka_env = env_of(services["kafka"])
     assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"] and "broker" in kafka_env["KAFKA_PROCESS_ROLES"]
-    assert "9092:9092" in services["kafka"]["ports"]
+    assert "127.0.0.1:9092:9092" in services["kafka"]["ports"]
 
 
 def test_every_hubstream_variable_is_a_setting_the_code_reads(compose: dict[str, Any]) -> None:
@@ -78,7 +78,7 @@ def test_addresses_match_the_services_that_serve_them(compose: dict[str, Any]) -
         assert env["HUBSTREAM_REGISTRY__CA_FILE"].startswith("/state/")
         assert env["HUBSTREAM_PROFILE"] == "kafka"
     api_cmd = services["producer-api"]["command"]
-    assert f"{option(api_cmd, '--port')}:{option(api_cmd, '--port')}" in services["producer-api"]["ports"]
+    assert f"127.0.0.1:{option(api_cmd, '--port')}:{option(api_cmd, '--port')}" in services["producer-api"]["ports"]
 
 
 @pytest.mark.parametrize("service", HUBSTREAM_SERVICES)
@@ -89,3 +89,47 @@ def test_service_commands_are_valid_hubstream_invocations(compose: dict[str, Any
         [sys.executable, "-m", "hubstream_cli", *command, "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    published = [(name, port) for name, service in compose["services"].items() for port in service.get("ports", [])]
+    assert published, "the check itself found no ports"
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_every_container_runs_as_a_non_root_user(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        user = str(service.get("user", "root"))
+        assert user.split(":")[0] not in ("root", "0"), f"{name} runs as {user}"
+    dockerfile = (COMPOSE.parent / "Dockerfile").read_text()
+    assert "\nUSER 10001" in dockerfile  # the image itself, for `docker run` without compose
+
+
+def test_the_registry_token_comes_from_the_environment_and_has_no_default(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "--auth-token" not in services["registry"]["command"]  # argv is visible to `ps`
+    tokens = {name: env_of(services[name]).get("HUBSTREAM_REGISTRY__TOKEN") for name in HUBSTREAM_SERVICES}
+    for name, token in tokens.items():
+        assert token is not None, f"{name} has no registry token"
+        # compose's ${VAR:?message}: `up` fails unless the operator sets it; no well-known value
+        assert token.startswith("${HUBSTREAM_REGISTRY_TOKEN:?"), f"{name}: {token}"
+    assert len(set(tokens.values())) == 1
+    assert "hubstream-local" not in COMPOSE.read_text()
+    help_text = subprocess.run(
+        [sys.executable, "-m", "hubstream_cli", "registry", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    ).stdout
+    assert "HUBSTREAM_REGISTRY__TOKEN" in help_text  # what `registry serve --auth-token` reads
+
+
+def test_the_producer_api_keeps_its_keys_on_a_writable_volume(compose: dict[str, Any]) -> None:
+    api = compose["services"]["producer-api"]
+    keys_file = env_of(api)["HUBSTREAM_API__API_KEYS_FILE"]
+    mounts = {volume.split(":")[1]: volume for volume in api["volumes"]}
+    directory = keys_file.rsplit("/", 1)[0]
+    assert directory in mounts and not mounts[directory].endswith(":ro")
+    assert env_of(api)["HUBSTREAM_PROFILE"] != "local"  # so auth is on
