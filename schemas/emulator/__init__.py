@@ -10,7 +10,7 @@
     azure_api.py     the six operations the SDK calls
     admin_api.py     ``/$hubstream/groups``: create and list groups (Azure does that in the portal)
     app.py           FastAPI factory: routes, optional bearer check, one error handler
-    entra_auth.py    ``--entra-jwks``: only Entra ID tokens for https://eventhubs.azure.net (signature, issuer, audience)
+    entra_auth.py    ``--entra-jwks``: only Entra ID tokens for https://eventhubs.azure.net (signature, issuer, aud)
     errors.py        Azure-shaped errors (status, ``x-ms-error-code``, message)
     admin_client.py  HTTPS client for the admin API (the CLI and tests use it)
     server.py        runs the app under uvicorn with the local CA's certificate

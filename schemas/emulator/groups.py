@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from hubstream.errors import ConfigurationError
@@ -29,7 +29,7 @@ from schemas.compatibility import Mode
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
 
 
-class SchemaFormat(str, Enum):
+class SchemaFormat(StrEnum):
     AVRO = "Avro"
     JSON = "Json"
     CUSTOM = "Custom"

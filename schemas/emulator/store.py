@@ -253,4 +253,6 @@ def _group_from_row(row: Sequence[str]) -> SchemaGroup:
 
 def _version_from_row(row: Sequence[object]) -> SchemaVersion:
     schema_id, group, name, version, fmt, definition = row
-    return SchemaVersion(str(schema_id), str(group), str(name), int(str(version)), SchemaFormat(fmt), str(definition))
+    return SchemaVersion(
+        str(schema_id), str(group), str(name), int(str(version)), SchemaFormat(str(fmt)), str(definition)
+    )
