@@ -61,6 +61,22 @@ class BatchResult(BaseModel):
     results: list[BatchItem]
 
 
+_PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description}
+    for status, description in {
+        400: "not JSON the API can read, or a Host that is not a loopback name",
+        401: "no credential, or one that is not valid here",
+        403: "an API key not allowed on this topic",
+        404: "unknown topic",
+        413: "body, batch or encoded event too large",
+        415: "not Content-Type: application/json",
+        422: "the event does not match the topic's contract",
+        502: "the broker rejected the record",
+        503: "broker or registry unavailable, or the producer queue is full; see Retry-After",
+    }.items()
+}
+
+
 @dataclass
 class ProducerService:
     publisher: EventPublisher
@@ -137,7 +153,7 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     @app.post(
         "/v1/topics/{topic}/events",
         response_model=PublishedEvent,
-        responses={404: {}, 413: {}, 422: {}, 503: {}},
+        responses=_PUBLISH_RESPONSES,
         summary="Publish one event",
     )
     async def publish_event(topic: str, request: Request) -> PublishedEvent:
@@ -154,7 +170,10 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     @app.post(
         "/v1/topics/{topic}/events:batch",
         response_model=BatchResult,
-        responses={404: {}, 413: {}, 422: {}, 503: {}},
+        responses={
+            207: {"model": BatchResult, "description": "some events were not acknowledged"},
+            **_PUBLISH_RESPONSES,
+        },
         summary="Publish several events with one round of acknowledgements",
     )
     async def publish_batch(topic: str, request: Request) -> BatchResult | JSONResponse:

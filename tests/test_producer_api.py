@@ -96,7 +96,10 @@ def test_health_and_readiness(api: Any) -> None:
     while (ready := api.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ready.status_code == 200 and ready.json()["checks"] == {"broker": True, "registry": True}
-    assert api.get("/openapi.json").json()["paths"]["/v1/topics/{topic}/events"]
+    paths = api.get("/openapi.json").json()["paths"]
+    for path, extra in (("/v1/topics/{topic}/events", set()), ("/v1/topics/{topic}/events:batch", {"207"})):
+        documented = set(paths[path]["post"]["responses"])
+        assert documented == {"200", "400", "401", "403", "404", "413", "415", "422", "502", "503"} | extra
 
 
 def test_unreachable_broker_is_503_with_retry_after_within_the_bounded_wait(
