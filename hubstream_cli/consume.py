@@ -91,7 +91,7 @@ def consume(
         sink=_sink(sink, settings) if sink else None,
         readers=_readers(reader or []),
     )
-    GroupRegistry(settings.state_dir).remember(group, topic)  # `hubstream groups list` shows it even when idle
+    GroupRegistry.for_settings(settings).remember(group, topic)  # `hubstream groups list` shows it even when idle
     if stopping.is_set():
         worker.stop()
     with MonitoringServer(worker, settings.consumer.ops_host, settings.consumer.ops_port) as ops:

@@ -45,7 +45,7 @@ def deliver(
     setup_logging(settings)
     topics = topic or (routed_topics(settings.topics_file) if consume else [])
     if consume:
-        GroupRegistry(settings.state_dir).remember(group, topics)  # `hubstream groups list` shows it even when idle
+        GroupRegistry.for_settings(settings).remember(group, topics)  # `hubstream groups list` shows it even when idle
     node = DeliveryNode(settings, NodeOptions(group=group, topics=topics, consume=consume, port=port))
     console.print(
         f"delivery node on [bold]{node.url}[/] ({'group ' + group if consume else 'API only'})", highlight=False

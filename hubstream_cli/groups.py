@@ -91,7 +91,7 @@ def list_command(
     """
     settings = settings_from(state_dir)
     cluster = Cluster(settings, wait_s=wait)
-    remembered = {g.group: g.topics for g in GroupRegistry(settings.state_dir).groups()}
+    remembered = {g.group: g.topics for g in GroupRegistry.for_settings(settings).groups()}
     with progress(not as_json) as bar:
         task = bar.add_task("reading groups", total=None)
         summaries = list_groups(cluster, remembered, on_group=lambda _: bar.advance(task))
@@ -172,4 +172,7 @@ def _describe_view(description: GroupDescription) -> Group:
             "-" if row.lag is None else str(row.lag),
             "-" if row.checkpoint_at is None else f"<= {age(row.checkpoint_at)}",
         )
+    if not description.members and not description.partitions:
+        hint = "[yellow]no members and no committed offsets: is the name right? (`hubstream groups list`)[/]"
+        return Group(members, partitions, hint)
     return Group(members, partitions)

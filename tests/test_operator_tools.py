@@ -476,11 +476,15 @@ def test_an_example_is_built_for_any_schema_and_fits_it() -> None:
 def test_the_group_registry_remembers_groups_and_survives_a_read_only_state_dir(tmp_path: Path) -> None:
     from kafka_consumer.admin.group_registry import GroupRegistry
 
-    registry = GroupRegistry(tmp_path)
+    registry = GroupRegistry(tmp_path, "kafka-a:9092")
     registry.remember("a/b group", ["t1"])
     registry.remember("a/b group", ["t2"])
     registry.remember("other", ["t1"])
     assert [(g.group, g.topics) for g in registry.groups()] == [("a/b group", ["t1", "t2"]), ("other", ["t1"])]
+    elsewhere = GroupRegistry(tmp_path, "kafka-b:9092")
+    elsewhere.remember("b only", ["t3"])
+    assert [g.group for g in elsewhere.groups()] == ["b only"]  # another cluster's groups are not listed
+    assert [g.group for g in registry.groups()] == ["a/b group", "other"]
     assert registry.forget("other") and not registry.forget("other")
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")

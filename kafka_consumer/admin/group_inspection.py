@@ -159,8 +159,8 @@ def describe_group(
 def list_groups(
     cluster: Cluster, remembered: dict[str, list[str]] | None = None, on_group: Callable[[str], None] | None = None
 ) -> list[GroupSummary]:
-    """Every group ListGroups names plus the remembered ones (group -> the topics its workers read), with state,
-    member count and total lag."""
+    """Every group ListGroups names plus the remembered ones (group -> the topics its workers read) that have
+    committed offsets or members, with state, member count and total lag."""
     remembered = remembered or {}
     try:
         listing = cluster.admin.list_consumer_groups(request_timeout=cluster.wait_s).result(cluster.wait_s + 1)
@@ -181,6 +181,8 @@ def list_groups(
     summaries = []
     for name in names:
         offsets = commits[name]
+        if name not in listed and not offsets and not memberships[name].members:
+            continue  # remembered, but nothing of it on this cluster: no offsets, nobody holds it
         lags = [max(0, bounds[tp].latest - offset) for tp, offset in offsets.items() if tp in bounds]
         summaries.append(
             GroupSummary(

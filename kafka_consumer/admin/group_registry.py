@@ -2,7 +2,8 @@
 
 Event Hubs' ListGroups leaves out groups with no members, although their committed offsets stay, so an idle
 group would vanish from ``hubstream groups list`` exactly when its lag matters. Every ``hubstream consume`` and
-``hubstream deliver`` remembers its group here when it starts; ``groups list`` asks the broker about these too.
+``hubstream deliver`` remembers its group here when it starts, with the bootstrap servers it used; ``groups
+list`` asks the broker about the ones remembered for the cluster it is pointed at.
 
 One small JSON file per group (written to a temporary name, then renamed), so workers starting at the same
 time never need a lock and a torn write is impossible. Chosen over a compacted topic: nothing to create on the
@@ -22,6 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from hubstream import kafka_config
+from hubstream.errors import HubstreamError
+from hubstream.settings import Settings
+
 log = logging.getLogger(__name__)
 
 
@@ -31,16 +36,29 @@ class RememberedGroup:
     topics: list[str]
     last_started: datetime | None
     host: str | None
+    cluster: str | None = None  # the bootstrap servers the worker used
 
 
 class GroupRegistry:
-    def __init__(self, state_dir: Path) -> None:
+    """The groups remembered under ``state_dir``; with ``cluster`` (the bootstrap servers) only that cluster's."""
+
+    def __init__(self, state_dir: Path, cluster: str | None = None) -> None:
         self.directory = state_dir / "groups"
+        self.cluster = cluster
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> GroupRegistry:
+        try:
+            cluster = str(kafka_config.client_config(settings)["bootstrap.servers"])
+        except HubstreamError:
+            cluster = None
+        return cls(settings.state_dir, cluster)
 
     def remember(self, group: str, topics: list[str]) -> None:
         """Record that a worker of `group` started on `topics` (best-effort)."""
         entry = {
             "group": group,
+            "cluster": self.cluster,
             "topics": sorted(set(topics) | set(self._topics(group))),
             "lastStarted": datetime.now(UTC).isoformat(),
             "host": socket.gethostname(),
@@ -60,7 +78,7 @@ class GroupRegistry:
         found = []
         for path in sorted(self.directory.glob("*.json")):
             entry = _read(path)
-            if entry is not None:
+            if entry is not None and (self.cluster is None or entry.cluster in (None, self.cluster)):
                 found.append(entry)
         return found
 
@@ -72,8 +90,11 @@ class GroupRegistry:
         return True
 
     def _topics(self, group: str) -> list[str]:
+        """The topics remembered for the group on this cluster (the same name on another starts over)."""
         entry = _read(self._path(group))
-        return entry.topics if entry else []
+        if entry is None or (self.cluster is not None and entry.cluster not in (None, self.cluster)):
+            return []
+        return entry.topics
 
     def _path(self, group: str) -> Path:
         return self.directory / f"{quote(group, safe='')}.json"
@@ -88,6 +109,7 @@ def _read(path: Path) -> RememberedGroup | None:
             topics=[str(t) for t in data.get("topics", [])],
             last_started=datetime.fromisoformat(started) if started else None,
             host=data.get("host"),
+            cluster=data.get("cluster"),
         )
     except (OSError, ValueError, AttributeError) as exc:
         log.warning("ignoring %s: %s", path, exc)
