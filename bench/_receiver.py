@@ -48,34 +48,49 @@ class Log:
         self._out.close()
 
 
-async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: Log) -> None:
-    try:
+class Connection(asyncio.Protocol):
+    """One keep-alive connection: parse requests as bytes arrive, answer each at once (no per-request task)."""
+
+    def __init__(self, log: Log) -> None:
+        self._log = log
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
             length, webhook_id = 0, ""
-            for line in head.split(b"\r\n")[1:]:
+            for line in self._buffer[:end].split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 name = name.strip().lower()
                 if name == b"content-length":
                     length = int(value)
                 elif name == b"webhook-id":
                     webhook_id = value.strip().decode()
-            body = await reader.readexactly(length) if length else b""
-            writer.write(_OK)
+            if len(self._buffer) < end + 4 + length:
+                return
+            body = self._buffer[end + 4 : end + 4 + length]
+            self._buffer = self._buffer[end + 4 + length :]
+            assert self._transport is not None
+            self._transport.write(_OK)
             at = time.time()
             found = _ARRIVED.search(body)
-            log.add(webhook_id, at, found.group(1).decode() if found else "")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+            self._log.add(webhook_id, at, found.group(1).decode() if found else "")
 
 
 async def main_async(args: argparse.Namespace) -> None:
     log = Log(args.out, args.status)
-    server = await asyncio.start_server(lambda r, w: serve(r, w, log), "127.0.0.1", args.port, backlog=1024)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Connection(log), "127.0.0.1", args.port, backlog=1024)
     stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
     log.flush()
     while not stopping.is_set():
         try:
