@@ -67,11 +67,11 @@ HubstreamError
 ├── EndpointUrlError                  a webhook URL that is malformed, not https, or refused [delivery.webhooks]
 ├── WebhookVerificationError          a request not signed by this secret, or not recently [delivery.webhooks]
 ├── WebhookApiError                   the delivery node refused a webhooks command [hubstream_cli.webhooks]
-├── EntraTokenError                   no Entra ID token from the credential for a scope (names both)
-└── LocalBrokerError                  the local Apache Kafka broker cannot run (`--broker tansu` still can)
-    ├── JavaNotFoundError             no Java 17 or newer on PATH
-    ├── KafkaJarsError                the broker's jars are not cached and Maven could not fetch them
-    └── BrokerStartError              the JVM exited or did not serve metadata in time; carries its log's tail
+├── LocalBrokerError                  the local Apache Kafka broker cannot run (`--broker tansu` still can)
+│   ├── JavaNotFoundError             no Java 17 or newer on PATH
+│   ├── KafkaJarsError                the broker's jars are not cached and Maven could not fetch them
+│   └── BrokerStartError              the JVM exited or did not serve metadata in time; carries its log's tail
+└── EntraTokenError                   no Entra ID token from the credential for a scope (names both)
 """
 
 from __future__ import annotations
