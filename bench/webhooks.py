@@ -408,6 +408,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ordered", action="store_true", help="throughput: an ordered endpoint")
     parser.add_argument("--rate", type=float, default=500, help="latency: events/s offered")
     parser.add_argument("--seconds", type=float, default=10, help="latency: length of each run")
+    parser.add_argument("--per-post", type=int, default=10, help="latency: events per POST to the producer API")
     return parser.parse_args()
 
 
