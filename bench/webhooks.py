@@ -13,12 +13,12 @@ throughput  ``--messages`` messages for 1,000 recipients are written into a stor
             one enabled endpoint (``recipients: "*"``, unordered unless ``--ordered``), so each has a pending
             delivery; then a node starts on that store (``--no-consume``) and sends them all. Messages/s is the
             receiver's count over the time from its first to its last request. The floor is a plain httpx POST
-            loop to the same receiver with the node's concurrency (``max_in_flight``, 10) and bodies of the same
-            size.
+            loop to the same receiver with the node's concurrency (``--max-in-flight``, the node's default 10)
+            and bodies of the same size.
 latency     A consuming node with one endpoint; events are POSTed to the producer API at ``--rate`` (500/s). The
             added latency is from the mailbox write (the message's arrivedAt: when its write transaction began) to
             the receiver's 2xx, p50/p99; POST -> 2xx is shown too. The floor is a plain open-loop POST at the same
-            rate to the same receiver: just before the POST -> the receiver's 2xx.
+            rate to the same receiver (raw HTTP/1.1, 16 connections): just before the POST -> the receiver's 2xx.
 """
 
 # ruff: noqa: E402 - the repository root goes on sys.path before the project is imported
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -69,7 +70,6 @@ from hubstream.ports import free_port
 PARTS = ("throughput", "latency")
 STORES = ("sqlite", "postgresql")
 RECIPIENTS = 1000
-IN_FLIGHT = 10  # the node's default max_in_flight per endpoint; the floor uses as many connections
 WARM_UP_S = 3.0
 
 
@@ -113,6 +113,9 @@ class Bench:
             return f"sqlite:{self.workdir / (name + '.db')}"
         assert self.pg_dsn is not None
         return new_database(self.pg_dsn, name)
+
+    def node_env(self) -> dict[str, str]:
+        return {"HUBSTREAM_WEBHOOKS__MAX_IN_FLIGHT": str(self.args.max_in_flight)}
 
     def receiver(self, name: str) -> Receiver:
         port = free_port()
@@ -189,7 +192,7 @@ def node_throughput(bench: Bench, kind: str, round_: int) -> dict[str, Any]:
     started = time.perf_counter()
     asyncio.run(_prefill(url, bench.workdir, receiver.url, args.messages, args.ordered, run))
     fill_s = time.perf_counter() - started
-    node = bench.stack.node(url)
+    node = bench.stack.node(url, **bench.node_env())
     try:
         complete = receiver.wait_for(args.messages, max(60, args.messages / 100))
     finally:
@@ -221,7 +224,7 @@ async def _post_loop(receiver: Receiver, count: int, concurrency: int, run: str)
 
 def floor_throughput(bench: Bench, receiver: Receiver) -> float:
     run = f"f{uuid.uuid4().hex[:8]}"
-    asyncio.run(_post_loop(receiver, bench.args.messages, IN_FLIGHT, run))
+    asyncio.run(_post_loop(receiver, bench.args.messages, bench.args.max_in_flight, run))
     time.sleep(0.5)  # the receiver's last batch of lines
     return _rate(receiver.received(run))
 
@@ -244,7 +247,7 @@ def throughput(bench: Bench) -> dict[str, Any]:
                 f"delivered, {r['received'] - r['unique']} twice; prefill {r['prefill_s']:.1f} s)",
                 flush=True,
             )
-    return {"messages": args.messages, "ordered": args.ordered, "runs": results}
+    return {"messages": args.messages, "ordered": args.ordered, "max_in_flight": args.max_in_flight, "runs": results}
 
 
 def report_throughput(result: dict[str, Any]) -> None:
@@ -255,7 +258,7 @@ def report_throughput(result: dict[str, Any]) -> None:
     )
     floor = result["runs"]["floor"]
     print(f"{'sender':30}{'msgs/s':>26}{'ratio to floor':>22}")
-    print(f"{'plain POST loop (10 conns)':30}{spread(floor, ',.0f'):>26}{'1.00x':>22}")
+    print(f"{'httpx POST loop, ' + str(result['max_in_flight']) + ' conns':30}{spread(floor, ',.0f'):>26}{'1.00x':>22}")
     for kind, runs in result["runs"].items():
         if kind == "floor":
             continue
@@ -298,24 +301,35 @@ def node_latency(bench: Bench, api_url: str, receiver: Receiver, topic: str, sec
 
 
 async def _paced_posts(receiver: Receiver, count: int, rate: float, run: str) -> dict[str, float]:
+    """The floor's sender: raw HTTP/1.1 over 16 keep-alive connections, each request's time taken just before it is
+    written (httpx's pool, open loop at 500/s on this machine, queued requests for tens of seconds)."""
     sent: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    parts = urlsplit(receiver.url)
+    due: asyncio.Queue[int | None] = asyncio.Queue()
 
-        async def post(i: int) -> None:
-            body = message_body(i, run)
-            sent[f"{run}-{i}"] = time.time()
-            headers = {"content-type": "application/json", "webhook-id": f"{run}-{i}"}
-            await client.post(receiver.url, content=body, headers=headers)
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            while (i := await due.get()) is not None:
+                body = message_body(i, run)
+                head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+                head += f"webhook-id: {run}-{i}\r\ncontent-length: {len(body)}\r\n\r\n"
+                sent[f"{run}-{i}"] = time.time()
+                writer.write(head.encode() + body)
+                await reader.readuntil(b"\r\n\r\nok")
+        finally:
+            writer.close()
 
-        start = time.perf_counter() + 0.05
-        tasks = []
-        for i in range(count):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(i)))
-        await asyncio.gather(*tasks)
+    workers = [asyncio.create_task(connection()) for _ in range(16)]
+    start = time.perf_counter() + 0.05
+    for i in range(count):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        due.put_nowait(i)
+    for _ in workers:
+        due.put_nowait(None)
+    await asyncio.gather(*workers)
     return sent
 
 
@@ -336,7 +350,7 @@ def latency(bench: Bench) -> dict[str, Any]:
     nodes = {}
     for kind in args.stores:
         topic = f"webhooks-{kind}"
-        node = stack.node(bench.store_url(kind, f"wh_lat_{kind}"), topic)
+        node = stack.node(bench.store_url(kind, f"wh_lat_{kind}"), topic, **bench.node_env())
         receiver = bench.receiver(f"receiver-lat-{kind}")
         response = httpx.post(
             f"{node.url}/v1/webhooks", headers=admin, json={"url": receiver.url, "recipients": "*"}, timeout=30
@@ -406,6 +420,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON (- for stdout)")
     parser.add_argument("--messages", type=int, default=5000, help="throughput: pending deliveries per run")
     parser.add_argument("--ordered", action="store_true", help="throughput: an ordered endpoint")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=10,
+        help="the node's requests in flight per endpoint (its default: 10), and the floor's connections",
+    )
     parser.add_argument("--rate", type=float, default=500, help="latency: events/s offered")
     parser.add_argument("--seconds", type=float, default=10, help="latency: length of each run")
     parser.add_argument("--per-post", type=int, default=10, help="latency: events per POST to the producer API")
