@@ -53,6 +53,24 @@ def test_hostile_schema_json_is_invalid_schema_not_500(
     assert said in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [("[" * 100_000, "nested too deeply"), ("not json at all", "not valid JSON"), ('["\\ud800"]', "surrogate")],
+    ids=["deep-nesting", "not-json", "lone-surrogate"],
+)
+def test_a_hostile_get_id_body_is_invalid_schema_not_500(
+    client: httpx.Client, registry_emulator: RegistryEmulator, body: str, said: str
+) -> None:
+    group = registry_emulator.create_group()
+    assert put(client, group, "known", record("Known")).status_code == 204
+    response = client.post(
+        f"/$schemaGroups/{group}/schemas/known:get-id", params={"api-version": "2022-10"}, content=body.encode()
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["x-ms-error-code"] == "InvalidSchema"
+    assert said in response.json()["error"]["message"]
+
+
 def test_deeply_nested_avro_that_parses_as_json_is_refused(
     client: httpx.Client, registry_emulator: RegistryEmulator
 ) -> None:

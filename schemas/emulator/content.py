@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from schemas.emulator.admission import parse_json_text
+from schemas.emulator.errors import InvalidSchemaError
 from schemas.emulator.groups import SchemaFormat
 
 
@@ -30,10 +32,12 @@ def content_key(fmt: SchemaFormat) -> Callable[[str], str]:
 
 
 def json_value_key(text: str) -> str:
-    """The JSON value of ``text`` written canonically (members sorted, no whitespace); the text itself
-    when it is not JSON."""
+    """The JSON value of ``text`` written canonically (members sorted, no whitespace).
+
+    InvalidSchemaError (400, like registration) for a text that is not JSON the emulator can keep, so a
+    hostile get-id body is refused rather than a 500."""
+    value = parse_json_text(text)
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:  # parsed, but too deep for the encoder
+        raise InvalidSchemaError("Schema validation failed: the schema is nested too deeply.") from None
