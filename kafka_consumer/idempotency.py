@@ -18,6 +18,12 @@ go. Pruning runs when the store opens and then every ``prune_every`` marks, so t
 ``max_entries`` by up to ``prune_every`` rows in between. An event redelivered after its id was pruned is
 processed again: keep the retention above the longest time a record can wait for redelivery.
 
+An async handler's checks and marks run in a worker thread, never on the event loop: a database locked by
+another process waits up to ``busy_timeout_s`` without stalling other partitions. A mark that fails after the
+handler returned (the database stayed locked, the disk is full) never re-runs the effect: the id is kept in
+memory as processed (at most ``max_pending`` ids), later checks in this process skip it, and the next mark
+writes it too; only a crash before then loses it, which is the at-least-once window above.
+
 Threads may share a store (one SQLite connection per thread), and several processes may open the same file:
 SQLite's write lock, taken up front with ``BEGIN IMMEDIATE``, serializes each check-and-mark. WAL with
 ``synchronous=FULL`` makes a committed mark survive a power loss. Open the store in each process; SQLite
@@ -26,6 +32,7 @@ connections must not cross a fork.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import inspect
@@ -77,10 +84,13 @@ class ProcessedIds:
         max_entries: int = 1_000_000,
         prune_every: int = 1_000,
         busy_timeout_s: float = 30.0,
+        max_pending: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_entries < 1 or prune_every < 1 or retention <= timedelta(0):
-            raise ConfigurationError("ProcessedIds needs a positive retention, max_entries and prune_every")
+        if max_entries < 1 or prune_every < 1 or max_pending < 1 or retention <= timedelta(0):
+            raise ConfigurationError(
+                "ProcessedIds needs a positive retention, max_entries, prune_every and max_pending"
+            )
         self.path = Path(path)
         self.retention = retention
         self.max_entries = max_entries
@@ -93,6 +103,8 @@ class ProcessedIds:
         self._connections: list[sqlite3.Connection] = []
         self._marks_since_prune = 0
         self._closed = False
+        self._pending: dict[str, float] = {}  # id -> processed_at of marks not written yet (insertion order)
+        self._max_pending = max_pending
         with self._transaction() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
@@ -108,7 +120,37 @@ class ProcessedIds:
         return int(self._connection().execute("SELECT count(*) FROM processed_ids").fetchone()[0])
 
     def seen(self, event_id: str) -> bool:
+        with self._lock:
+            if event_id in self._pending:
+                return True
         return _is_marked(self._connection(), event_id)
+
+    @property
+    def pending(self) -> int:
+        """Ids processed whose mark could not be written yet (kept in memory, written with the next mark)."""
+        with self._lock:
+            return len(self._pending)
+
+    def mark_after_effect(self, event_id: str) -> bool:
+        """Mark an id whose effect already ran; False if it already was marked.
+
+        Unlike ``mark()`` this never raises for a database failure: the id is kept in memory as processed and
+        written with a later mark, so nothing retries the effect because its bookkeeping failed.
+        """
+        try:
+            self._write_pending()
+            return self.mark(event_id)
+        except sqlite3.Error as exc:
+            self._keep_pending(event_id)
+            log.error(
+                "could not mark event %s processed in %s (%s): kept in memory (%d pending); "
+                "it is written with the next mark",
+                event_id,
+                self.path,
+                exc,
+                self.pending,
+            )
+            return True
 
     @contextmanager
     def once(self, event_id: str) -> Iterator[sqlite3.Connection | Skip]:
@@ -137,6 +179,28 @@ class ProcessedIds:
         """Mark an id processed; False if it already was."""
         with self.once(event_id) as tx:
             return tx is not ALREADY_PROCESSED
+
+    def _keep_pending(self, event_id: str) -> None:
+        with self._lock:
+            self._pending[event_id] = self._clock()
+            while len(self._pending) > self._max_pending:
+                dropped = next(iter(self._pending))
+                del self._pending[dropped]
+                log.error("%s: more than %d unwritten marks; forgot %s", self.path, self._max_pending, dropped)
+
+    def _write_pending(self) -> None:
+        with self._lock:
+            pending = dict(self._pending)
+        if not pending:
+            return
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO processed_ids (event_id, processed_at) VALUES (?, ?)", pending.items()
+            )
+        with self._lock:
+            for event_id in pending:
+                self._pending.pop(event_id, None)
+        log.info("wrote %d pending marks to %s", len(pending), self.path)
 
     def prune(self) -> int:
         """Forget ids older than the retention, then the oldest beyond max_entries; returns how many went."""
@@ -248,6 +312,8 @@ def idempotent(store: ProcessedIds, *, key: Callable[[ConsumedEvent], str] = eve
     - a crash after the handler's effect and before the mark repeats the effect on redelivery: effects outside
       the store's database are at-least-once. For exactly-once, write the effect with ``store.once()`` in the
       same SQLite file instead.
+    - if the mark itself fails (the database stays locked past its busy timeout), the effect is not run again:
+      see ``ProcessedIds.mark_after_effect``.
     Two consumers handling the same id at the same moment (e.g. a member that lost its partition and does not
     know yet) both run the handler; the second mark finds the first and logs a warning.
     """
@@ -258,10 +324,11 @@ def idempotent(store: ProcessedIds, *, key: Callable[[ConsumedEvent], str] = eve
             @functools.wraps(handler)
             async def run_async(event: ConsumedEvent) -> None:
                 event_id = key(event)
-                if _skip(store, event, event_id):
+                # SQLite waits for locks: in a thread, so a locked database does not stall the loop
+                if await asyncio.to_thread(_skip, store, event, event_id):
                     return
                 await handler(event)
-                _mark(store, event, event_id)
+                await asyncio.to_thread(_mark, store, event, event_id)
 
             return cast(H, run_async)
 
@@ -286,7 +353,7 @@ def _skip(store: ProcessedIds, event: ConsumedEvent, event_id: str) -> bool:
 
 
 def _mark(store: ProcessedIds, event: ConsumedEvent, event_id: str) -> None:
-    if not store.mark(event_id):
+    if not store.mark_after_effect(event_id):
         log.warning(
             "%s[%d]@%d: event %s was processed by another consumer at the same time; its effect ran twice",
             event.topic,

@@ -1,5 +1,6 @@
 import asyncio
 import inspect
+import itertools
 import multiprocessing
 import sqlite3
 import threading
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hubstream.errors import ConfigurationError
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.idempotency import ALREADY_PROCESSED, IdempotencyError, ProcessedIds, idempotent
 
@@ -141,6 +143,78 @@ def test_async_handler_decorator(db: Path) -> None:
             asyncio.run(pay(event))
         assert calls == ["a", "b"]
         assert store.seen("payments/a")
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's long write: holds SQLite's write lock until the returned connection rolls back."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_an_async_handlers_marks_wait_for_a_locked_database_off_the_event_loop(db: Path) -> None:
+    ticks: list[float] = []
+
+    async def run() -> None:
+        with ProcessedIds(db, busy_timeout_s=1.5) as store:
+
+            @idempotent(store)
+            async def pay(event: ConsumedEvent) -> None:
+                return None
+
+            async def ticker() -> None:
+                while True:
+                    ticks.append(asyncio.get_running_loop().time())
+                    await asyncio.sleep(0.05)
+
+            holder = _hold_write_lock(db)
+            tick = asyncio.create_task(ticker())
+            try:
+                started = asyncio.get_running_loop().time()
+                await pay(_event("a"))  # the mark waits 1.5 s for the lock, then is kept in memory
+                waited = asyncio.get_running_loop().time() - started
+            finally:
+                tick.cancel()
+                holder.rollback()
+            assert waited >= 1.4, waited
+            assert store.seen("a") and store.pending == 1
+
+    asyncio.run(run())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
+    assert len(ticks) > 20 and max(gaps) < 0.5, f"the loop stalled: {len(ticks)} ticks, longest gap {max(gaps):.2f} s"
+
+
+def test_a_mark_that_fails_never_runs_the_effect_again_and_is_written_later(db: Path) -> None:
+    effects: list[str] = []
+    with ProcessedIds(db, busy_timeout_s=0.2) as store:
+
+        @idempotent(store)
+        def pay(event: ConsumedEvent) -> None:
+            effects.append(event.value["eventId"])
+
+        holder = _hold_write_lock(db)
+        pay(_event("a"))  # the effect runs; its mark cannot be written
+        pay(_event("a"))  # a retry of the same event in this process: skipped
+        assert effects == ["a"] and store.pending == 1
+        holder.rollback()
+
+        pay(_event("b"))  # the next mark writes the pending one too
+        assert effects == ["a", "b"] and store.pending == 0
+    with ProcessedIds(db) as reopened:
+        assert reopened.seen("a") and reopened.seen("b")
+
+
+def test_unwritten_marks_are_bounded(db: Path) -> None:
+    with ProcessedIds(db, busy_timeout_s=0.05, max_pending=2) as store:
+        holder = _hold_write_lock(db)
+        try:
+            for event_id in ("a", "b", "c"):
+                assert store.mark_after_effect(event_id)
+        finally:
+            holder.rollback()
+        assert store.pending == 2 and not store.seen("a") and store.seen("c")
+    with pytest.raises(ConfigurationError, match="max_pending"):
+        ProcessedIds(db, max_pending=0)
 
 
 def test_event_without_event_id_is_a_clear_error(db: Path) -> None:
