@@ -120,9 +120,10 @@ class ProcessedIds:
         return int(self._connection().execute("SELECT count(*) FROM processed_ids").fetchone()[0])
 
     def seen(self, event_id: str) -> bool:
-        with self._lock:
-            if event_id in self._pending:
-                return True
+        if self._pending:  # almost always empty: no lock on the per-event path
+            with self._lock:
+                if event_id in self._pending:
+                    return True
         return _is_marked(self._connection(), event_id)
 
     @property
@@ -189,10 +190,10 @@ class ProcessedIds:
                 log.error("%s: more than %d unwritten marks; forgot %s", self.path, self._max_pending, dropped)
 
     def _write_pending(self) -> None:
+        if not self._pending:  # almost always empty: no lock or copy on the per-event path
+            return
         with self._lock:
             pending = dict(self._pending)
-        if not pending:
-            return
         with self._transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO processed_ids (event_id, processed_at) VALUES (?, ?)", pending.items()

@@ -71,12 +71,15 @@ def admission(fmt: SchemaFormat, definition: str) -> Admission:
     return admit
 
 
+TOO_DEEP = "Schema validation failed: the schema is nested too deeply."
+
+
 def parse_json_text(text: str) -> Any:
     """The JSON value of a schema text; InvalidSchemaError for anything that is not JSON the emulator can keep."""
     try:
         value = json.loads(text)
     except RecursionError:
-        raise InvalidSchemaError("Schema validation failed: the schema is nested too deeply.") from None
+        raise InvalidSchemaError(TOO_DEEP) from None
     except ValueError as exc:  # JSONDecodeError, and integers over Python's digit limit
         raise InvalidSchemaError(f"Schema validation failed: the schema is not valid JSON: {exc}") from None
     if "\\u" in text and _has_lone_surrogate(value):

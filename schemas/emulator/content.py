@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from schemas.emulator.admission import parse_json_text
+from schemas.emulator.admission import TOO_DEEP, parse_json_text
 from schemas.emulator.errors import InvalidSchemaError
 from schemas.emulator.groups import SchemaFormat
 
@@ -40,4 +40,4 @@ def json_value_key(text: str) -> str:
     try:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except RecursionError:  # parsed, but too deep for the encoder
-        raise InvalidSchemaError("Schema validation failed: the schema is nested too deeply.") from None
+        raise InvalidSchemaError(TOO_DEEP) from None
