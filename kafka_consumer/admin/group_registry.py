@@ -111,6 +111,8 @@ def _read(path: Path) -> RememberedGroup | None:
             host=data.get("host"),
             cluster=data.get("cluster"),
         )
+    except FileNotFoundError:  # a group's first start: nothing remembered yet
+        return None
     except (OSError, ValueError, AttributeError) as exc:
         log.warning("ignoring %s: %s", path, exc)
         return None
