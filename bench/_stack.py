@@ -67,11 +67,13 @@ def broker_kind(choice: str) -> tuple[str, str]:
     if choice in ("tansu", "kafka"):
         return choice, "--broker " + choice
     try:
-        from devstack import kafka
+        from devstack import kafka_jars
     except ImportError:
-        return "tansu", "devstack.kafka is not available"
-    reason = kafka.unavailable_reason()
-    return ("kafka", f"a JDK is on PATH: Apache Kafka {kafka.KAFKA_VERSION}") if reason is None else ("tansu", reason)
+        return "tansu", "devstack.kafka_jars is not available"
+    reason = kafka_jars.unavailable_reason()
+    if reason is not None:
+        return "tansu", reason
+    return "kafka", f"a JDK is on PATH: Apache Kafka {kafka_jars.KAFKA_VERSION}"
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, SecretStr
 
 from hubstream.errors import StackNotRunningError
+from hubstream.files import secret_file
 from hubstream.settings import Settings
 
 STACK_FILE = "stack.json"
@@ -119,14 +120,9 @@ def with_local_stack(settings: Settings) -> Settings:
 def local_delivery_secret(state_dir: Path, *, create: bool = False) -> str | None:
     """The local stack's secret for client tokens (HS256), kept in the state dir (0600) so tokens outlive restarts."""
     path = state_dir / LOCAL_SECRET_FILE
-    if not path.exists():
-        if not create:
-            return None
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    if not create and not path.exists():
+        return None
+    return secret_file(path, secrets.token_urlsafe(48))
 
 
 def with_local_secret(settings: Settings) -> Settings:

@@ -23,25 +23,18 @@ The broker validates with ``entra.jwks_url_file`` (``file://``), which exists be
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import secrets
-import ssl
 import sys
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -51,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from devstack.processes import ChildProcess, wait_until
 from devstack.tls import ensure_tls_files
 from hubstream.errors import ConfigurationError
+from hubstream.files import locked, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +117,11 @@ class FakeEntra:
 
     def mint(self, audience: str, *, lifetime_s: int | None = None, **claims: Any) -> str:
         """A token signed with this tenant's key, as the token endpoint issues it (``claims`` override)."""
-        key = _load_key(self.jwks_file.parent / _KEY_FILE)
-        return _mint(self, key, audience, lifetime_s or self.token_lifetime_s, claims)
+        return mint_token(self, self.signing_key(), audience, lifetime_s or self.token_lifetime_s, claims)
+
+    def signing_key(self) -> rsa.RSAPrivateKey:
+        """The tenant's RS256 key, from the state dir."""
+        return _load_key(self.jwks_file.parent / _KEY_FILE)
 
 
 def prepare(
@@ -139,13 +136,13 @@ def prepare(
     directory = state_dir.resolve() / ENTRA_DIR
     directory.mkdir(parents=True, exist_ok=True)
     tls = ensure_tls_files(state_dir)
-    with _locked(directory / ".lock"):
+    with locked(directory / ".lock"):
         identity = _ensure_identity(directory / _IDENTITY_FILE)
         key = _ensure_key(directory / _KEY_FILE)
-        jwks = json.dumps(_jwks(key), indent=2).encode()
+        jwks = json.dumps(jwks_of(key), indent=2).encode()
         jwks_file = directory / _JWKS_FILE
         if not jwks_file.exists() or jwks_file.read_bytes() != jwks:
-            _write(jwks_file, jwks, mode=0o644)
+            write_atomically(jwks_file, jwks, mode=0o644)
     tenant = identity["tenant_id"]
     return FakeEntra(
         authority=f"https://localhost:{port}",
@@ -158,65 +155,6 @@ def prepare(
         ca_file=tls.ca_file,
         token_lifetime_s=token_lifetime_s,
     )
-
-
-class EntraServer:
-    """The HTTPS server, bound on construction; ``serve_forever`` (CLI) or ``start``/``stop`` on a thread (tests).
-
-    ``fail_next(n)`` makes the next ``n`` token requests fail with AAD's ``temporarily_unavailable`` (HTTP 503).
-    """
-
-    def __init__(self, entra: FakeEntra, *, host: str = HOST) -> None:
-        tls = ensure_tls_files(entra.ca_file.parent.parent)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-        self._http = _Server((host, entra.port), _Handler)
-        # the handshake happens in the request's thread, so a stalled client never blocks accept()
-        self._http.socket = context.wrap_socket(self._http.socket, server_side=True, do_handshake_on_connect=False)
-        self.entra = replace(entra, authority=f"https://localhost:{self._http.server_address[1]}")
-        self._http.state = _State(self.entra, _load_key(entra.jwks_file.parent / _KEY_FILE))
-        self._thread: threading.Thread | None = None
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        return self._http.state.stats()
-
-    def fail_next(self, count: int = 1) -> None:
-        self._http.state.fail_next = count
-
-    def set_token_lifetime(self, seconds: int) -> None:
-        self._http.state.lifetime_s = seconds
-
-    def serve_forever(self) -> None:
-        self._http.serve_forever(poll_interval=0.2)
-
-    def start(self) -> FakeEntra:
-        self._thread = threading.Thread(target=self.serve_forever, name="fake-entra", daemon=True)
-        self._thread.start()
-        return self.entra
-
-    def stop(self) -> None:
-        """Stop a server started with ``start`` (from another thread)."""
-        self._http.shutdown()
-        self.stop_listening()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def stop_listening(self) -> None:
-        self._http.server_close()
-
-
-@contextmanager
-def serving(
-    state_dir: Path, port: int = 0, *, token_lifetime_s: int = DEFAULT_TOKEN_LIFETIME_S
-) -> Iterator[EntraServer]:
-    """A fake Entra on a thread of this process (``port=0``: a free one), stopped on exit."""
-    server = EntraServer(prepare(state_dir, port, token_lifetime_s=token_lifetime_s))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def start_entra(
@@ -254,198 +192,13 @@ def issued_tokens(entra: FakeEntra) -> dict[str, Any]:
     return result
 
 
-# --- the server --------------------------------------------------------------------------------------------------
-
-
-class _State:
-    def __init__(self, entra: FakeEntra, key: rsa.RSAPrivateKey) -> None:
-        self.entra = entra
-        self.key = key
-        self.lifetime_s = entra.token_lifetime_s
-        self.fail_next = 0
-        self._lock = threading.Lock()
-        self._issued: Counter[str] = Counter()
-        self._refused: Counter[str] = Counter()
-
-    def count(self, audience: str | None, refused: str | None = None) -> None:
-        with self._lock:
-            if refused:
-                self._refused[refused] += 1
-            elif audience:
-                self._issued[audience] += 1
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "tokens_issued": sum(self._issued.values()),
-                "by_audience": dict(self._issued),
-                "refused": dict(self._refused),
-            }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: _State
-
-
-class _AadError(Exception):
-    def __init__(self, status: int, error: str, code: int, description: str) -> None:
-        super().__init__(description)
-        self.status, self.error, self.code, self.description = status, error, code, description
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_GET(self) -> None:
-        self._answer(self._get)
-
-    def do_POST(self) -> None:
-        self._answer(self._post)
-
-    def _answer(self, route: Any) -> None:
-        try:
-            status, body = route(urlsplit(self.path).path.rstrip("/").split("/")[1:])
-        except _AadError as exc:
-            self.server.state.count(None, refused=exc.error)
-            status, body = exc.status, _error_body(exc)
-        except (ssl.SSLError, ConnectionError):
-            return
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _get(self, parts: list[str]) -> tuple[int, Any]:
-        state = self.server.state
-        if "/" + "/".join(parts) == STATS_PATH:
-            return 200, state.stats()
-        tenant, rest = (parts[0], parts[1:]) if parts else ("", [])
-        if rest in (["v2.0", ".well-known", "openid-configuration"], [".well-known", "openid-configuration"]):
-            self._check_tenant(tenant)
-            return 200, _openid_configuration(state.entra)
-        if rest in (["discovery", "v2.0", "keys"], ["discovery", "keys"]):
-            self._check_tenant(tenant)
-            return 200, _jwks(state.key)
-        raise _AadError(404, "not_found", 90000, f"No such endpoint: GET {self.path}")
-
-    def _post(self, parts: list[str]) -> tuple[int, Any]:
-        form = self._form()
-        tenant, rest = (parts[0], parts[1:]) if parts else ("", [])
-        if rest not in (["oauth2", "v2.0", "token"], ["oauth2", "token"]):
-            raise _AadError(404, "not_found", 90000, f"No such endpoint: POST {self.path}")
-        self._check_tenant(tenant)
-        return 200, self._token(form)
-
-    def _form(self) -> dict[str, str]:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
-        form = {key: values[-1] for key, values in parse_qs(raw).items()}
-        scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() == "basic":  # Kafka's Java OAuthBearerLoginCallbackHandler sends these
-            client_id, _, secret = base64.b64decode(value).decode().partition(":")
-            form.setdefault("client_id", client_id)
-            form.setdefault("client_secret", secret)
-        return form
-
-    def _check_tenant(self, tenant: str) -> None:
-        entra = self.server.state.entra
-        if tenant not in (entra.tenant_id, "organizations", "common"):
-            raise _AadError(
-                400,
-                "invalid_tenant",
-                90002,
-                f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID "
-                f"and are signing into the correct cloud (this fake knows tenant {entra.tenant_id}).",
-            )
-
-    def _token(self, form: Mapping[str, str]) -> dict[str, Any]:
-        state = self.server.state
-        entra = state.entra
-        if form.get("grant_type") != "client_credentials":
-            raise _AadError(
-                400,
-                "unsupported_grant_type",
-                70003,
-                f"AADSTS70003: The app requested an unsupported grant type '{form.get('grant_type')}'; "
-                "this fake supports client_credentials only.",
-            )
-        client_id = form.get("client_id", "")
-        if client_id != entra.client_id:
-            raise _AadError(
-                400,
-                "unauthorized_client",
-                700016,
-                f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory "
-                f"'{entra.tenant_id}'. Check AZURE_CLIENT_ID.",
-            )
-        secret = form.get("client_secret", "")
-        if not secret or not _same(secret, entra.client_secret):
-            raise _AadError(
-                401,
-                "invalid_client",
-                7000215,
-                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the "
-                f"client secret value, not the client secret ID, for a secret added to app '{entra.client_id}'.",
-            )
-        scopes = form.get("scope", "").split()
-        resource = next((s.removesuffix("/.default") for s in scopes if s.endswith("/.default")), None)
-        if not resource:
-            raise _AadError(
-                400,
-                "invalid_scope",
-                1002012,
-                f"AADSTS1002012: The provided value for scope {form.get('scope', '')!r} is not valid. Client "
-                "credential flows must have a scope value with /.default suffixed to the resource identifier.",
-            )
-        if state.fail_next > 0:
-            state.fail_next -= 1
-            raise _AadError(503, "temporarily_unavailable", 50196, "AADSTS50196: The service is temporarily busy.")
-        lifetime = state.lifetime_s
-        token = _mint(entra, state.key, resource, lifetime, {})
-        state.count(resource)
-        log.info("issued a token for %s to %s, valid %d s", resource, client_id, lifetime)
-        return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}
-
-
-def _openid_configuration(entra: FakeEntra) -> dict[str, Any]:
-    base = f"{entra.authority}/{entra.tenant_id}"
-    return {
-        "issuer": f"https://login.microsoftonline.com/{entra.tenant_id}/v2.0",
-        "token_endpoint": f"{base}/oauth2/v2.0/token",
-        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-        "jwks_uri": entra.jwks_url,
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "tenant_region_scope": "local",
-    }
-
-
-def _error_body(exc: _AadError) -> dict[str, Any]:
-    trace = str(uuid.uuid4())
-    stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
-    return {
-        "error": exc.error,
-        "error_description": f"{exc.description} Trace ID: {trace} Timestamp: {stamp}",
-        "error_codes": [exc.code],
-        "timestamp": stamp,
-        "trace_id": trace,
-        "correlation_id": str(uuid.uuid4()),
-    }
-
-
 # --- keys, identities and tokens ---------------------------------------------------------------------------------
 
 
-def _mint(entra: FakeEntra, key: rsa.RSAPrivateKey, audience: str, lifetime_s: int, extra: Mapping[str, Any]) -> str:
+def mint_token(
+    entra: FakeEntra, key: rsa.RSAPrivateKey, audience: str, lifetime_s: int, extra: Mapping[str, Any]
+) -> str:
+    """A token as the token endpoint issues it, signed with ``key``; ``extra`` claims override the usual ones."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "aud": audience,
@@ -466,7 +219,7 @@ def _mint(entra: FakeEntra, key: rsa.RSAPrivateKey, audience: str, lifetime_s: i
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": _kid(key), "typ": "JWT"})
 
 
-def _jwks(key: rsa.RSAPrivateKey) -> dict[str, Any]:
+def jwks_of(key: rsa.RSAPrivateKey) -> dict[str, Any]:
     public = key.public_key().public_numbers()
     return {
         "keys": [
@@ -494,10 +247,6 @@ def _b64(number: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _same(given: str, expected: str) -> bool:
-    return secrets.compare_digest(given.encode(), expected.encode())
-
-
 def _ensure_identity(path: Path) -> dict[str, str]:
     if path.exists():
         data: dict[str, str] = json.loads(path.read_text())
@@ -508,7 +257,7 @@ def _ensure_identity(path: Path) -> dict[str, str]:
         "client_secret": secrets.token_urlsafe(30),
         "object_id": str(uuid.uuid4()),
     }
-    _write(path, json.dumps(identity, indent=2).encode(), mode=0o600)
+    write_atomically(path, json.dumps(identity, indent=2).encode(), mode=0o600)
     return identity
 
 
@@ -517,7 +266,7 @@ def _ensure_key(path: Path) -> rsa.RSAPrivateKey:
         return _load_key(path)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write(path, pem, mode=0o600)
+    write_atomically(path, pem, mode=0o600)
     return key
 
 
@@ -526,22 +275,3 @@ def _load_key(path: Path) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigurationError(f"{path} is not the RSA key the fake Entra ID makes; delete {path.parent}")
     return key
-
-
-@contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    with open(lock_file, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write(path: Path, data: bytes, *, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)

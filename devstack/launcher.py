@@ -27,7 +27,7 @@ from typing import Literal
 
 import httpx
 
-from devstack import entra, kafka, tansu
+from devstack import entra, kafka, kafka_jars, tansu
 from devstack.discovery import EntraInfo, EventHubsInfo, StackInfo, local_delivery_secret
 from devstack.kafka import EventHubsDoor
 from devstack.processes import ChildProcess, wait_until
@@ -66,7 +66,7 @@ def choose_broker(choice: BrokerChoice) -> tuple[BrokerKind, str]:
     """The broker to run and why, in one line: ``auto`` takes Apache Kafka when it can run here."""
     if choice != "auto":
         return choice, f"--broker {choice}"
-    reason = kafka.unavailable_reason()
+    reason = kafka_jars.unavailable_reason()
     if reason is None:
         return "kafka", "a JDK 17+ is on PATH"
     return "tansu", f"{reason} (`--broker kafka` says what is missing)"
@@ -94,7 +94,7 @@ class LocalStack:
     def start(self) -> StackInfo:
         """Start everything; on any failure stop what was started and raise."""
         kind, why = choose_broker(self.broker)
-        log.info("broker: %s (%s)", "Apache Kafka " + kafka.KAFKA_VERSION if kind == "kafka" else "Tansu", why)
+        log.info("broker: %s (%s)", "Apache Kafka " + kafka_jars.KAFKA_VERSION if kind == "kafka" else "Tansu", why)
         door = kind == "kafka" and self.eventhubs
         ports = [
             ("Kafka broker", self.ports.broker),
@@ -156,7 +156,7 @@ class LocalStack:
         self.children.append(broker.process)
         log.info(
             "Apache Kafka %s ready on %s in %.1f s%s (data in %s)",
-            kafka.KAFKA_VERSION,
+            kafka_jars.KAFKA_VERSION,
             broker.bootstrap_servers,
             broker.ready_s,
             ", data dir formatted" if broker.formatted else "",

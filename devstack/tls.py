@@ -8,11 +8,8 @@ certificate that clients can verify with ``connection_verify=<ca_file>``. Files 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import ipaddress
-import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hubstream.errors import ConfigurationError
+from hubstream.files import locked, write_atomically
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 TLS_DIR = "tls"
@@ -51,7 +49,7 @@ def ensure_tls_files(state_dir: Path, hosts: Iterable[str] = DEFAULT_HOSTS) -> T
     ca_key_file = files.ca_file.with_name("ca-key.pem")
     wanted = _normalise_hosts([*DEFAULT_HOSTS, *hosts])
     files.ca_file.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(files.ca_file.parent / ".lock"):
+    with locked(files.ca_file.parent / ".lock"):
         if not (files.ca_file.exists() and ca_key_file.exists()):
             ca_key, ca_cert = _new_ca()
             _write_key(ca_key_file, ca_key)
@@ -68,17 +66,6 @@ def ensure_tls_files(state_dir: Path, hosts: Iterable[str] = DEFAULT_HOSTS) -> T
 def _normalise_hosts(hosts: Iterable[str]) -> list[str]:
     # wildcard bind addresses are not names a client connects to
     return list(dict.fromkeys(h for h in hosts if h and h not in ("0.0.0.0", "::")))
-
-
-@contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    # two processes starting on one state dir must not write two different CAs
-    with open(lock_file, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _now() -> dt.datetime:
@@ -173,20 +160,8 @@ def _load_ca(cert_file: Path, key_file: Path) -> tuple[ec.EllipticCurvePrivateKe
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write_atomically(path, pem, mode=0o600)
+    write_atomically(path, pem, mode=0o600)
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    _write_atomically(path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    # create with the final mode so a key is never readable by others, not even briefly
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)

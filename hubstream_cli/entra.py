@@ -21,7 +21,8 @@ def serve(
     state_dir: StateDirOption = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM; the tenant, application and signing key live under <state-dir>/entra/."""
-    from devstack.entra import EntraServer, prepare
+    from devstack.entra import prepare
+    from devstack.entra_server import EntraServer
 
     settings = load_settings(state_dir)
     setup_logging(settings)

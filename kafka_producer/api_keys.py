@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hubstream.errors import ConfigurationError, HubstreamError
+from hubstream.files import locked, write_atomically
 
 PREFIX = "hsk_"
 _KEY = re.compile(r"hsk_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})\Z")
@@ -121,16 +118,9 @@ class ApiKeyStore:
             return None
         return key if key.active else None
 
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
+    def _file_lock(self) -> contextlib.AbstractContextManager[None]:
         """Another process (a second `hubstream api-keys create`) waits, so that no write is lost."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return locked(self.path.with_name(self.path.name + ".lock"))
 
     def _refresh(self, *, force: bool = False) -> None:
         """Re-read the file when another process changed it (looked at once a second, or now with ``force``)."""
@@ -180,17 +170,7 @@ class ApiKeyStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         items = [{**asdict(k), "topics": None if k.topics is None else list(k.topics)} for k in keys.values()]
         text = json.dumps({"version": 1, "keys": items}, indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=".api-keys-", dir=self.path.parent)  # created 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomically(self.path, text.encode(), mode=0o600)
         self._keys, self._stamp = dict(keys), self._file_stamp()
 
 

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # package -> the project packages it may import (its own subpackages always)
 ALLOWED: dict[str, set[str]] = {
-    "hubstream": set(),  # the kernel: settings, errors, logging, ports, Kafka client config, credentials
+    "hubstream": set(),  # the kernel: settings, errors, logging, ports, files, Kafka client config, credentials
     "schemas": {"hubstream"},
     "kafka_producer": {"hubstream", "schemas"},
     "kafka_consumer": {"hubstream", "schemas", "kafka_producer"},

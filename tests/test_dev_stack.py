@@ -18,7 +18,7 @@ import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from devstack import kafka
+from devstack import kafka_jars
 from hubstream.ports import free_port
 from tests.fixtures.events import chat_event
 from tests.fixtures.waiting import wait_for
@@ -27,7 +27,9 @@ STARTUP_TIMEOUT_S = 120
 BROKERS = [
     pytest.param(
         "kafka",
-        marks=pytest.mark.skipif(kafka.unavailable_reason() is not None, reason=str(kafka.unavailable_reason())),
+        marks=pytest.mark.skipif(
+            kafka_jars.unavailable_reason() is not None, reason=str(kafka_jars.unavailable_reason())
+        ),
     ),
     "tansu",
 ]

@@ -20,16 +20,8 @@ from confluent_kafka import Message, Producer
 from devstack.topics import ensure_topics
 from hubstream.settings import Settings
 from kafka_consumer import dead_letters as dlq
-from kafka_consumer.admin.dlq_replay import (
-    FILTER_NAMES,
-    ReplayIncompleteError,
-    ReplaySummary,
-    TopicNotFoundError,
-    UnknownFilterError,
-    default_group,
-    parse_filters,
-    replay,
-)
+from kafka_consumer.admin.dlq_replay import FILTER_NAMES, ReplaySummary, default_group, parse_filters, replay
+from kafka_consumer.admin.replay_errors import ReplayIncompleteError, TopicNotFoundError, UnknownFilterError
 from kafka_consumer.records import record_of
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.readers import read_all

@@ -15,7 +15,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 from azure.schemaregistry import SchemaRegistryClient
 
-from devstack.entra import EntraServer, FakeEntra, issued_tokens, prepare, serving, start_entra
+from devstack.entra import FakeEntra, issued_tokens, prepare, start_entra
+from devstack.entra_server import EntraServer, serving
 from hubstream import kafka_config
 from hubstream.credentials import EntraCredential, OAuthBearerTokens, StaticTokenCredential, registry_credential
 from hubstream.errors import EntraTokenError

@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from devstack.entra import EntraServer, serving
+from devstack.entra_server import EntraServer, serving
 from devstack.tls import ensure_tls_files
 from devstack.topics import ensure_topics
 from hubstream import kafka_config
@@ -42,6 +42,7 @@ from tests.fixtures.registry import RegistryEmulator, running_emulator
 from tests.fixtures.services import CHAT, Collected, producer_api, register_contracts, running_worker, write_catalog
 
 kafka = pytest.importorskip("devstack.kafka", reason="the local Apache Kafka broker (devstack/kafka.py) is not here")
+kafka_jars = pytest.importorskip("devstack.kafka_jars", reason="devstack/kafka_jars.py is not here")
 
 pytestmark = pytest.mark.broker
 NAMESPACE = "hubstream-test.servicebus.windows.net"
@@ -90,7 +91,7 @@ class Doors:
 
 @pytest.fixture(scope="module")
 def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
-    reason = kafka.unavailable_reason()
+    reason = kafka_jars.unavailable_reason()
     if reason:
         pytest.skip(f"no Apache Kafka here: {reason}")
     state_dir = tmp_path_factory.mktemp("doors")

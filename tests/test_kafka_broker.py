@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from devstack import kafka
+from devstack import kafka, kafka_jars
 from devstack.kafka import EventHubsDoor, KafkaBroker, start_kafka
 from devstack.topics import ensure_topics
 from hubstream.errors import BrokerStartError, JavaNotFoundError, KafkaJarsError, PortInUseError
@@ -48,7 +48,7 @@ from tests.fixtures.waiting import wait_for
 
 pytestmark = [
     pytest.mark.broker,
-    pytest.mark.skipif(kafka.unavailable_reason() is not None, reason=f"{kafka.unavailable_reason()}"),
+    pytest.mark.skipif(kafka_jars.unavailable_reason() is not None, reason=f"{kafka_jars.unavailable_reason()}"),
 ]
 
 
@@ -133,10 +133,10 @@ def test_errors_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", str(tmp_path))  # neither java nor mvn
         with pytest.raises(JavaNotFoundError, match=r"Java 17 or newer.*--broker tansu"):
-            kafka.find_java()
+            kafka_jars.find_java()
         with pytest.raises(KafkaJarsError, match="Maven \\(mvn\\) is not on PATH"):
-            kafka.resolve_jars(root=tmp_path / "empty-cache")
-        assert "java" in (kafka.unavailable_reason() or "").lower()
+            kafka_jars.resolve_jars(root=tmp_path / "empty-cache")
+        assert "java" in (kafka_jars.unavailable_reason() or "").lower()
 
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -165,13 +165,14 @@ def test_jars_resolve_cold_from_maven_central(tmp_path: Path) -> None:
         for name, value in env.items():
             patch.setenv(name, value)
         started = time.monotonic()
-        libs = kafka.resolve_jars(root=tmp_path / "cache")
+        libs = kafka_jars.resolve_jars(root=tmp_path / "cache")
         cold = time.monotonic() - started
         started = time.monotonic()
-        assert kafka.resolve_jars(root=tmp_path / "cache") == libs
+        assert kafka_jars.resolve_jars(root=tmp_path / "cache") == libs
         assert time.monotonic() - started < 0.5  # cached: no Maven at all
     names = {p.name for p in libs.iterdir()}
-    assert f"kafka_2.13-{kafka.KAFKA_VERSION}.jar" in names and any(n.startswith("log4j-slf4j-impl") for n in names)
+    assert f"kafka_2.13-{kafka_jars.KAFKA_VERSION}.jar" in names
+    assert any(n.startswith("log4j-slf4j-impl") for n in names)
     print(f"cold resolve {cold:.1f} s, {sum(p.stat().st_size for p in libs.iterdir()) / 1e6:.0f} MB")
 
 

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from devstack.entra import EntraServer, serving
+from devstack.entra_server import EntraServer, serving
 from devstack.provisioning import provision
 from hubstream.settings import load_settings
 from kafka_producer.access import Access, host_allowed

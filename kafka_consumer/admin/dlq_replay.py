@@ -21,76 +21,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
-
 from hubstream import kafka_config
-from hubstream.errors import BrokerError, BrokerUnavailableError, HubstreamError
+from hubstream.errors import BrokerError
 from hubstream.settings import Settings
+from kafka_consumer.admin.dlq_reader import DlqReader
+from kafka_consumer.admin.replay_errors import (
+    ReplayError,
+    ReplayIncompleteError,
+    TopicNotFoundError,
+    UnknownFilterError,
+)
 from kafka_consumer.dead_letters import (
     REPLAYED_FROM,
     DeadLetter,
     NotADeadLetterError,
     read_dead_letter,
 )
-from kafka_consumer.records import Record, record_of
+from kafka_consumer.records import Record
 from kafka_producer.producer import AsyncProducer, Delivery
 
 log = logging.getLogger(__name__)
 
-_TIMEOUT_S = 15.0
-_BATCH = 500
-_POLL_S = 0.2
 LIST_LIMIT = 50  # matching records kept in the summary, for `--dry-run` to show
 
 # taken from DeadLetter.fields so the filter names cannot drift from what a dead letter offers
 FILTER_NAMES: tuple[str, ...] = tuple(DeadLetter("", 0, 0, "", "", "", 0, "", None, None, []).fields)
 
 Progress = Callable[[int, int | None], None]  # (records read, records to read in all, None while unknown)
-
-
-class ReplayError(HubstreamError):
-    """``dlq replay`` was asked for something it cannot do; nothing was committed."""
-
-
-class UnknownFilterError(ReplayError):
-    def __init__(self, spec: str, problem: str) -> None:
-        super().__init__(f"--filter {spec!r}: {problem}; use NAME=VALUE with NAME one of {', '.join(FILTER_NAMES)}")
-
-
-class TopicNotFoundError(ReplayError):
-    def __init__(self, topic: str, role: str, hint: str) -> None:
-        self.topic = topic
-        super().__init__(f"{role} {topic!r} does not exist; {hint}")
-
-
-class ReplayIncompleteError(BrokerError):
-    """A run stopped before its commit; re-running replays the same records (at least once)."""
-
-    def __init__(self, dlq_topic: str, group: str, cause: str) -> None:
-        super().__init__(
-            f"replay of {dlq_topic!r} stopped: {cause}. Nothing was committed for group {group!r}, so re-running "
-            "is safe: it replays from the same offsets (records already re-published are published again; "
-            "consumers dedupe them by eventId)"
-        )
-
-
-class ReplayCommitError(BrokerError):
-    def __init__(self, group: str, replayed: int, cause: str) -> None:
-        super().__init__(
-            f"{replayed} record(s) were replayed and acknowledged, but the offsets of group {group!r} could not be "
-            f"committed ({cause}); a re-run replays them again (consumers dedupe them by eventId)"
-        )
 
 
 @dataclass(frozen=True)
@@ -135,9 +95,9 @@ def parse_filters(specs: Iterable[str]) -> dict[str, str]:
         name, sep, value = spec.partition("=")
         name = name.strip()
         if not sep:
-            raise UnknownFilterError(spec, "no '='")
+            raise UnknownFilterError(spec, "no '='", FILTER_NAMES)
         if name in filters:
-            raise UnknownFilterError(spec, f"{name} is given twice and a record has one value")
+            raise UnknownFilterError(spec, f"{name} is given twice and a record has one value", FILTER_NAMES)
         filters[name] = value
     check_filters(filters)
     return filters
@@ -146,7 +106,7 @@ def parse_filters(specs: Iterable[str]) -> dict[str, str]:
 def check_filters(filters: Mapping[str, str]) -> None:
     for name, value in filters.items():
         if name not in FILTER_NAMES:
-            raise UnknownFilterError(f"{name}={value}", f"unknown name {name!r}")
+            raise UnknownFilterError(f"{name}={value}", f"unknown name {name!r}", FILTER_NAMES)
 
 
 def matches(letter: DeadLetter, filters: Mapping[str, str]) -> bool:
@@ -215,7 +175,7 @@ class _Replay:
 
     async def run(self, from_beginning: bool, idle_timeout_s: float) -> ReplaySummary:
         s = self.summary
-        reader = _DlqReader(self.settings, s.dlq_topic, s.group, idle_timeout_s)
+        reader = DlqReader(self.settings, s.dlq_topic, s.group, idle_timeout_s)
         try:
             self.topics = await asyncio.to_thread(reader.start, from_beginning)
             if self.to is not None:
@@ -249,7 +209,7 @@ class _Replay:
         )
         return s
 
-    async def _read_and_publish(self, reader: _DlqReader) -> None:
+    async def _read_and_publish(self, reader: DlqReader) -> None:
         try:
             async for batch in reader.batches():
                 for record in batch:
@@ -312,111 +272,3 @@ class _Replay:
                 ack.exception()
             else:
                 ack.cancel()
-
-
-class _DlqReader:
-    """The DLQ topic read with assign() from the group's committed offsets, to the end of every partition."""
-
-    def __init__(self, settings: Settings, topic: str, group: str, idle_timeout_s: float) -> None:
-        config = kafka_config.consumer_config(settings, group)
-        # earliest: a committed offset that retention has deleted meanwhile resumes at the oldest record
-        config.update({"enable.partition.eof": True, "auto.offset.reset": "earliest"})
-        self._consumer = Consumer(config)
-        self.topic = topic
-        self.group = group
-        self._idle_timeout_s = idle_timeout_s
-        self._start: dict[int, int] = {}
-        self.next_offsets: dict[int, int] = {}  # partition -> offset after the last record read
-        self.done: set[int] = set()
-
-    def start(self, from_beginning: bool) -> set[str]:
-        """Assign every partition at its start offset; returns the names of the cluster's topics."""
-        try:
-            # every topic, not just ours: a metadata request naming a missing topic auto-creates it on some brokers
-            metadata = self._consumer.list_topics(timeout=_TIMEOUT_S)
-        except KafkaException as exc:
-            raise BrokerUnavailableError(
-                f"could not list topics: {exc.args[0].str()}; check that Kafka is reachable"
-            ) from exc
-        found = metadata.topics.get(self.topic)
-        if found is None or found.error is not None:
-            raise TopicNotFoundError(self.topic, "dead-letter topic", "check the name (it is usually <topic>.dlq)")
-        partitions = [TopicPartition(self.topic, p) for p in sorted(found.partitions)]
-        try:
-            if not from_beginning:
-                partitions = self._consumer.committed(partitions, timeout=_TIMEOUT_S)
-            self._start = {tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING for tp in partitions}
-            self._consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in self._start.items()])
-        except KafkaException as exc:
-            raise BrokerError(f"could not read the offsets of group {self.group!r}: {exc.args[0].str()}") from exc
-        return set(metadata.topics)
-
-    async def batches(self) -> AsyncIterator[list[Record]]:
-        """Batches of records, until every partition reached its end once; raises BrokerError when stuck."""
-        last_news = time.monotonic()
-        while len(self.done) < len(self._start):
-            polled = await asyncio.to_thread(self._consumer.consume, _BATCH, _POLL_S)
-            batch = [record for message in polled if (record := self._take(message)) is not None]
-            if any(message.error() is None or _is_eof(message) for message in polled):
-                last_news = time.monotonic()
-            elif time.monotonic() - last_news > self._idle_timeout_s:
-                raise BrokerUnavailableError(
-                    f"no record and no end of partition for {self._idle_timeout_s:.0f} s "
-                    f"(partitions at their end: {sorted(self.done)} of {sorted(self._start)})"
-                )
-            yield batch
-
-    def _take(self, message: Message) -> Record | None:
-        """A polled message as a record to replay, or None; notes ends of partitions and raises fatal errors."""
-        error = message.error()
-        if error is not None:
-            partition = message.partition()
-            if _is_eof(message) and partition is not None:  # an end-of-partition event names its partition
-                self.done.add(partition)
-                self._consumer.pause([TopicPartition(self.topic, partition)])
-            elif error.fatal():
-                raise BrokerError(f"the consumer of {self.topic!r} failed: {error.str()}")
-            else:  # librdkafka retries these itself (e.g. a connection that dropped); the idle timeout bounds it
-                log.warning("reading %s: %s", self.topic, error.str())
-            return None
-        record = record_of(message)
-        if record.partition in self.done:  # fetched after the end we stop at
-            return None
-        self.next_offsets[record.partition] = record.offset + 1
-        return record
-
-    def total(self, read: int) -> int | None:
-        """Records read plus those left, from the watermarks the last fetches brought (no broker query)."""
-        left = 0
-        for partition, start in self._start.items():
-            if partition in self.done:
-                continue
-            low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
-            if high < 0:
-                return None
-            position = self.next_offsets.get(partition, start if start >= 0 else max(low, 0))
-            left += max(high - position, 0)
-        return read + left
-
-    def commit(self, replayed: int) -> dict[int, int]:
-        """Commit the offset after the last record read of each partition that moved."""
-        if not self.next_offsets:
-            return {}
-        offsets = [TopicPartition(self.topic, p, offset) for p, offset in sorted(self.next_offsets.items())]
-        try:
-            result = self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            raise ReplayCommitError(self.group, replayed, exc.args[0].str()) from exc
-        failed = [(tp.partition, tp.error) for tp in result or [] if tp.error is not None]
-        if failed:
-            partition, error = failed[0]
-            raise ReplayCommitError(self.group, replayed, f"partition {partition}: {error.str()}")
-        return dict(self.next_offsets)
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-def _is_eof(message: Message) -> bool:
-    error = message.error()
-    return error is not None and error.code() == KafkaError._PARTITION_EOF
