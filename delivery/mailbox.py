@@ -87,6 +87,20 @@ class Delivery:
     conversation: str | None
     event_json: str  # the event as natural JSON text
 
+    def stored_as(self, cursor: Cursor, arrived_at_ms: int) -> Message:
+        """The message this delivery became in its recipient's mailbox."""
+        return Message(
+            self.recipient,
+            cursor,
+            self.event_id,
+            self.topic,
+            self.schema_name,
+            self.schema_id,
+            self.conversation,
+            self.event_json,
+            arrived_at_ms,
+        )
+
 
 @dataclass(frozen=True)
 class Message:

@@ -3,9 +3,9 @@
 A stream first replays what the mailbox holds after the client's cursor, then waits for new messages (a wake-up:
 from this node's writer, or from the store for other nodes' writes) and sends them as they come, in cursor order,
 each exactly once.
-It reads from the store for every step, so nothing is buffered per client beyond the message being sent: a
-client that stops reading is cut off by the send timeout and resumes later from its cursor, without holding up
-anyone else.
+A stream that is up to date sends what this node's writes hand over (delivery.wakeups) and reads the store
+otherwise, so nothing is buffered per client beyond one write's messages: a client that stops reading is cut off
+by the send timeout and resumes later from its cursor, without holding up anyone else.
 
 A stream ends with a Farewell that tells the client when to reconnect: when the node shuts down, when the store
 is unavailable (a 5xx would make browsers give up for good), when the client's token expires, and after
@@ -62,6 +62,7 @@ class Follow:
     ) -> AsyncIterator[StreamItem]:
         cursor = after
         ends_at = min(expires_at, time.time() + self.settings.stream_max_s)
+        must_read = True
         with self.wakeups.subscribe(recipient) as waiter:
             while True:
                 if self.closing.is_set():
@@ -70,16 +71,42 @@ class Follow:
                 if time.time() >= ends_at:
                     yield Farewell("token-expired" if ends_at == expires_at else "max-lifetime", self.retry_ms())
                     return
-                try:
-                    page = await self.store.read(recipient, cursor, _PAGE, conversation)
-                except StoreUnavailableError:
-                    yield Farewell("store-unavailable", self.retry_ms())
-                    return
-                if page.gap:
-                    yield Gap(cursor, page.messages[0].cursor if page.messages else page.next)
-                for message in page.messages:
+                if must_read:
+                    try:
+                        page = await self.store.read(recipient, cursor, _PAGE, conversation)
+                    except StoreUnavailableError:
+                        yield Farewell("store-unavailable", self.retry_ms())
+                        return
+                    if page.gap:
+                        yield Gap(cursor, page.messages[0].cursor if page.messages else page.next)
+                    for message in page.messages:
+                        yield message
+                    cursor = page.next or cursor
+                    if len(page.messages) == _PAGE:
+                        continue
+                # woken by a write, by the node closing (it wakes everyone), or at the latest by the safety poll
+                woken = await waiter.wait(max(0.0, min(_SAFETY_POLL_S, ends_at - time.time())))
+                handed = _following(cursor, waiter.take()) if woken and conversation is None else None
+                must_read = handed is None
+                for message in handed or ():
                     yield message
-                cursor = page.next or cursor
-                if len(page.messages) < _PAGE:
-                    # woken by a write, by the node closing (it wakes everyone), or at the latest by the safety poll
-                    await waiter.wait(max(0.0, min(_SAFETY_POLL_S, ends_at - time.time())))
+                    cursor = message.cursor
+
+
+def _following(cursor: Cursor | None, messages: list[Message] | None) -> list[Message] | None:
+    """The handed-over messages that come right after ``cursor``, when they continue it without a hole (those the
+    last read already sent are skipped); None when the store must be read instead."""
+    if messages is None:
+        return None
+    position = 0 if cursor is None else cursor.seq
+    fresh = []
+    for message in messages:
+        if cursor is not None and message.cursor.epoch != cursor.epoch:
+            return None
+        if message.cursor.seq <= position:
+            continue
+        if message.cursor.seq != position + 1:
+            return None  # another writer's message in between, or one this stream has not seen
+        fresh.append(message)
+        position += 1
+    return fresh

@@ -1,22 +1,35 @@
 """Streams waiting for a recipient's next message, woken when a write commits.
 
-A wake-up is only a hint: a woken stream reads the store again, and every stream also re-reads after a short
-timeout, so a lost hint (another node's notification that never arrived) costs at most that timeout. A stream
+A write on this node hands its new messages to the waiting streams (``deliver``), so a stream that is up to date
+sends them without reading the store again: one write costs one read per woken stream otherwise. Any other wake-up
+(another node's notification, a lost one found by the store's fallback) is only a hint: the woken stream reads the
+store, and every stream also re-reads after a short timeout, so a lost hint costs at most that timeout. A stream
 subscribes *before* it reads, so a write that commits between its read and its wait still wakes it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+
+from delivery.mailbox import Message
+
+_HELD_MAX = 1000  # messages a waiter keeps for its stream; beyond, the stream reads the store instead
 
 
 class Waiter:
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._held: list[Message] = []
+        self._complete = True  # every wake-up since the last take came with its messages
 
-    def wake(self) -> None:
+    def wake(self, messages: Sequence[Message] = ()) -> None:
+        if not messages or len(self._held) + len(messages) > _HELD_MAX:
+            self._complete = False
+            self._held.clear()
+        elif self._complete:
+            self._held.extend(messages)
         self._event.set()
 
     async def wait(self, timeout_s: float) -> bool:
@@ -28,6 +41,13 @@ class Waiter:
         finally:
             self._event.clear()
         return True
+
+    def take(self) -> list[Message] | None:
+        """The messages the wake-ups since the last take brought, in commit order; None when one came without
+        them (the store must be read)."""
+        held, complete = self._held, self._complete
+        self._held, self._complete = [], True
+        return held if complete else None
 
 
 class Wakeups:
@@ -52,6 +72,19 @@ class Wakeups:
                 waiters.discard(waiter)
                 if not waiters:
                     del self._waiters[recipient]
+
+    def watched(self, recipient: str) -> bool:
+        """Whether a stream here follows ``recipient`` (a writer builds messages to hand over only then)."""
+        return recipient in self._waiters
+
+    def deliver(self, messages: Sequence[Message]) -> None:
+        """A committed write's new messages, in commit order: each waiting stream of their recipients gets them."""
+        by_recipient: dict[str, list[Message]] = {}
+        for message in messages:
+            by_recipient.setdefault(message.recipient, []).append(message)
+        for recipient, written in by_recipient.items():
+            for waiter in self._waiters.get(recipient, ()):
+                waiter.wake(written)
 
     def notify(self, recipients: Iterable[str]) -> None:
         for recipient in recipients:

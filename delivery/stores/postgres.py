@@ -75,6 +75,7 @@ class PostgresStore:
             url, min_size=1, max_size=pool_size, open=False, timeout=10, kwargs={"autocommit": True}
         )
         self._epoch = ""
+        self._writer_id = secrets.token_hex(4)  # names this store's notifications, which its own listener skips
         self._tasks: list[asyncio.Task[None]] = []
         self.webhooks = PostgresWebhooks(self)
         self.new_deliveries = asyncio.Event()  # set when a write made webhook deliveries; the dispatcher waits on it
@@ -111,40 +112,39 @@ class PostgresStore:
     async def write(self, deliveries: Sequence[Delivery]) -> int:
         if not deliveries:
             return 0
-        async with self.connection() as conn, conn.transaction():
-            recipients = sorted({d.recipient for d in deliveries})
+        recipients = sorted({d.recipient for d in deliveries})
+        # pipelined: the statements go out together and the transaction costs three round trips, not ten
+        async with self.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(
                 "INSERT INTO mailbox_recipients (recipient) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                 [recipients],
             )
-            rows = await (
-                await conn.execute(
-                    "SELECT recipient, last_seq, floor_seq FROM mailbox_recipients WHERE "
-                    "recipient = ANY(%s) ORDER BY recipient FOR UPDATE",
-                    [recipients],
-                )
-            ).fetchall()
+            locked = await conn.execute(
+                "SELECT recipient, last_seq, floor_seq FROM mailbox_recipients WHERE "
+                "recipient = ANY(%s) ORDER BY recipient FOR UPDATE",
+                [recipients],
+            )
+            stored_rows = await conn.execute(
+                "SELECT recipient, event_id FROM mailbox_messages WHERE (recipient, event_id) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                [[d.recipient for d in deliveries], [d.event_id for d in deliveries]],
+            )
+            endpoints = await postgres_webhooks.enabled_endpoints(conn)
+            rows = await locked.fetchall()
             last = {r: seq for r, seq, _ in rows}
             floors = {r: floor for r, _, floor in rows}
-            stored = set(
-                await (
-                    await conn.execute(
-                        "SELECT recipient, event_id FROM mailbox_messages WHERE (recipient, event_id) IN "
-                        "(SELECT * FROM unnest(%s::text[], %s::text[]))",
-                        [[d.recipient for d in deliveries], [d.event_id for d in deliveries]],
-                    )
-                ).fetchall()
-            )
+            stored = set(await stored_rows.fetchall())
             new = []
-            webhooks = 0
             for d in deliveries:
                 if (d.recipient, d.event_id) in stored:
                     continue  # redelivered after a crash, or a producer's retry: stored once
                 stored.add((d.recipient, d.event_id))
                 last[d.recipient] += 1
                 new.append((d, last[d.recipient]))
+            arrived_at = _now_ms()
+            webhooks = 0
             if new:
-                await self._insert(conn, new)
+                await self._insert(conn, new, arrived_at)
                 touched = sorted({d.recipient for d, _ in new})
                 await conn.execute(
                     "UPDATE mailbox_recipients r SET last_seq = v.last, written_at = clock_timestamp() "
@@ -153,15 +153,14 @@ class PostgresStore:
                 )
                 await self._cap(conn, {r: (last[r], floors[r]) for r in touched})
                 webhooks = await postgres_webhooks.fan_out(
-                    conn, [(d.recipient, seq, d.event_id, d.topic) for d, seq in new], time.time()
+                    conn, await endpoints.fetchall(), [(d.recipient, seq, d.event_id, d.topic) for d, seq in new]
                 )
                 payload = ",".join(touched)
-                await conn.execute(
-                    "SELECT pg_notify(%s, %s)",
-                    [CHANNEL, payload if len(payload.encode()) <= _NOTIFY_MAX_BYTES else "*"],
-                )
+                payload = payload if len(payload.encode()) <= _NOTIFY_MAX_BYTES else "*"
+                await conn.execute("SELECT pg_notify(%s, %s)", [CHANNEL, f"{self._writer_id}|{payload}"])
         if new:
-            self._wakeups.notify({d.recipient for d, _ in new})
+            watched = [(d, seq) for d, seq in new if self._wakeups.watched(d.recipient)]
+            self._wakeups.deliver([d.stored_as(Cursor(self._epoch, seq), arrived_at) for d, seq in watched])
         if webhooks:
             self.new_deliveries.set()
         return len(new)
@@ -264,8 +263,7 @@ class PostgresStore:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise StoreUnavailableError(f"the mailbox database failed: {exc}") from exc
 
-    async def _insert(self, conn: psycopg.AsyncConnection[Any], new: list[tuple[Delivery, int]]) -> None:
-        now = _now_ms()
+    async def _insert(self, conn: psycopg.AsyncConnection[Any], new: list[tuple[Delivery, int]], now: int) -> None:
         columns: list[list[Any]] = [[] for _ in range(10)]
         for d, seq in new:
             for column, value in zip(
@@ -340,10 +338,13 @@ class PostgresStore:
                         self._wakeups.notify_everyone()
                     reconnecting, backoff = True, 0.2
                     async for notice in conn.notifies():
-                        if notice.payload == "*":
+                        writer, _, recipients = notice.payload.rpartition("|")
+                        if writer == self._writer_id:
+                            continue  # this store's own write: its streams got the messages already
+                        if recipients == "*":
                             self._wakeups.notify_everyone()
                         else:
-                            self._wakeups.notify(notice.payload.split(","))
+                            self._wakeups.notify(recipients.split(","))
             except psycopg.Error as exc:
                 reconnecting = True
                 log.warning("mailbox notifications interrupted (%s); reconnecting in %.1f s", exc, backoff)

@@ -3,6 +3,7 @@ model). Several nodes claim due deliveries at once: ``FOR UPDATE SKIP LOCKED`` h
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +45,18 @@ FOR UPDATE OF d SKIP LOCKED
 Connection = psycopg.AsyncConnection[Any]
 
 
-async def fan_out(conn: Connection, new: Sequence[tuple[str, int, str, str]], now: float) -> int:
+async def enabled_endpoints(conn: Connection) -> psycopg.AsyncCursor[Any]:
+    """The enabled endpoints' rows, for ``fan_out`` (a cursor, so a pipelined write fetches it later)."""
+    return await conn.execute("SELECT body FROM webhook_endpoints WHERE status = 'enabled'")
+
+
+async def fan_out(conn: Connection, endpoint_rows: Sequence[Any], new: Sequence[tuple[str, int, str, str]]) -> int:
     """In the mailbox write's transaction: a delivery row per new message (recipient, seq, event_id, topic) and
-    matching enabled endpoint."""
-    rows = await (await conn.execute("SELECT body FROM webhook_endpoints WHERE status = 'enabled'")).fetchall()
-    endpoints = [endpoint_from_json(body) for (body,) in rows]
+    matching enabled endpoint (``endpoint_rows`` from ``enabled_endpoints``)."""
+    endpoints = [endpoint_from_json(body) for (body,) in endpoint_rows]
     deliveries = [(e.id, r, s, i) for r, s, i, t in new for e in endpoints if e.matches(r, t)]
     if deliveries:
+        now = time.time()
         columns = list(zip(*deliveries, strict=True))
         await conn.execute(
             "INSERT INTO webhook_deliveries (endpoint_id, recipient, seq, event_id, status, next_attempt_at, "

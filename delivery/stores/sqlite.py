@@ -28,6 +28,7 @@ from delivery.wakeups import Wakeups
 T = TypeVar("T")
 
 _READERS = 4
+_PAIRS_PER_QUERY = 5000  # two bound variables each, under SQLite's limit of 32,766
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS recipients (recipient TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0,"
@@ -76,11 +77,11 @@ class SqliteStore:
     async def write(self, deliveries: Sequence[Delivery]) -> int:
         if not deliveries:
             return 0
-        touched, stored, webhooks = await self._run(self._writer, lambda: self._write(deliveries))
-        self._wakeups.notify(touched)
+        rows, webhooks = await self._run(self._writer, lambda: self._write(deliveries))
+        self._wakeups.deliver([self._written(row) for row in rows if self._wakeups.watched(row[0])])
         if webhooks:
             self.new_deliveries.set()
-        return stored
+        return len(rows)
 
     async def read(self, recipient: str, after: Cursor | None, limit: int, conversation: str | None = None) -> Page:
         return await self._run(self._readers, lambda: self._read(recipient, after, limit, conversation))
@@ -145,24 +146,20 @@ class SqliteStore:
         db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.token_hex(4),))
         return str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
 
-    def _write(self, deliveries: Sequence[Delivery]) -> tuple[set[str], int, int]:
+    def _write(self, deliveries: Sequence[Delivery]) -> tuple[list[tuple[Any, ...]], int]:
+        """The new message rows, and how many webhook deliveries they made."""
         db = self._connection()
         now = _now_ms()
         db.execute("BEGIN IMMEDIATE")
         try:
             recipients = sorted({d.recipient for d in deliveries})
             db.executemany("INSERT OR IGNORE INTO recipients (recipient) VALUES (?)", [(r,) for r in recipients])
-            last = dict(
-                _select_in(db, "SELECT recipient, last_seq FROM recipients WHERE recipient IN ({})", recipients)
+            seqs = _select_in(
+                db, "SELECT recipient, last_seq, floor_seq FROM recipients WHERE recipient IN ({})", recipients
             )
-            stored = set(
-                _select_in(
-                    db,
-                    "SELECT recipient, event_id FROM messages WHERE recipient IN ({}) AND event_id IN ({})",
-                    recipients,
-                    sorted({d.event_id for d in deliveries}),
-                )
-            )
+            last = {recipient: seq for recipient, seq, _ in seqs}
+            floors = {recipient: floor for recipient, _, floor in seqs}
+            stored = _stored(db, {(d.recipient, d.event_id) for d in deliveries})
             rows = []
             for d in deliveries:
                 if (d.recipient, d.event_id) in stored:
@@ -189,20 +186,18 @@ class SqliteStore:
             db.executemany(
                 "UPDATE recipients SET last_seq = ? WHERE recipient = ?", [(last[r], r) for r in sorted(touched)]
             )
-            self._cap(db, touched)
+            self._cap(db, {r: (last[r], floors[r]) for r in touched})
             webhooks = sqlite_webhooks.fan_out(db, rows, now / 1000)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return touched, len(rows), webhooks
+        return rows, webhooks
 
-    def _cap(self, db: sqlite3.Connection, recipients: set[str]) -> None:
-        """Keep at most max_messages per recipient: the oldest go, and the floor moves past them."""
+    def _cap(self, db: sqlite3.Connection, seqs: dict[str, tuple[int, int]]) -> None:
+        """Keep at most max_messages per recipient (last and floor seq given): the oldest go, the floor moves."""
         keep = self._retention.max_messages
-        for recipient, last, floor in _select_in(
-            db, "SELECT recipient, last_seq, floor_seq FROM recipients WHERE recipient IN ({})", sorted(recipients)
-        ):
+        for recipient, (last, floor) in sorted(seqs.items()):
             if last - floor > keep:
                 db.execute("DELETE FROM messages WHERE recipient = ? AND seq <= ?", (recipient, last - keep))
                 db.execute("UPDATE recipients SET floor_seq = ? WHERE recipient = ?", (last - keep, recipient))
@@ -283,6 +278,11 @@ class SqliteStore:
             raise
         return removed
 
+    def _written(self, row: tuple[Any, ...]) -> Message:
+        recipient, seq, event_id, topic, _, _, schema_name, schema_id, conversation, event_json, arrived_at = row
+        cursor = Cursor(self._epoch, seq)
+        return Message(recipient, cursor, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at)
+
     def _message(self, row: tuple[Any, ...]) -> Message:
         recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at = row
         return Message(
@@ -310,6 +310,23 @@ def _start(after: Cursor | None, epoch: str, floor: int) -> tuple[bool, int]:
     if after.seq < floor:
         return True, floor
     return False, after.seq
+
+
+def _stored(db: sqlite3.Connection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (recipient, eventId) pairs already in the mailbox: one index probe per pair, not per combination."""
+    found: set[tuple[str, str]] = set()
+    ordered = sorted(pairs)
+    for start in range(0, len(ordered), _PAIRS_PER_QUERY):
+        chunk = ordered[start : start + _PAIRS_PER_QUERY]
+        values = ",".join(["(?, ?)"] * len(chunk))
+        # CROSS JOIN keeps the constant rows outside, so each probes the (recipient, event_id) index once
+        rows = db.execute(
+            f"SELECT m.recipient, m.event_id FROM (VALUES {values}) AS v CROSS JOIN messages AS m"
+            " ON m.recipient = v.column1 AND m.event_id = v.column2",
+            [value for pair in chunk for value in pair],
+        )
+        found.update(rows)
+    return found
 
 
 def _select_in(db: sqlite3.Connection, query: str, *groups: Sequence[str]) -> list[tuple[Any, ...]]:
