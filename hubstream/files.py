@@ -1,12 +1,14 @@
-"""Files more than one process shares: an exclusive lock, atomic writes, and secrets created once, owner-only."""
+"""Files more than one process shares: an exclusive lock, atomic writes, secrets created once, and owner-only
+(0700/0600) directories and files for anything that holds events or their ids."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import BinaryIO
 
 
 @contextmanager
@@ -44,3 +46,33 @@ def secret_file(path: Path, make: str) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(make)
     return make
+
+
+def private_dirs(directory: Path) -> list[Path]:
+    """Create ``directory`` and its missing parents owner-only (0700); returns those created, outermost first.
+
+    Directories that exist already keep their mode.
+    """
+    missing = []
+    path = directory
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+    return missing[::-1]
+
+
+def new_private_file(path: Path) -> BinaryIO:
+    """Open a new file for writing, owner-only (0600) from its creation; FileExistsError if ``path`` exists."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and owner-only (0600) unless it exists; an existing file keeps its mode.
+
+    For a SQLite database create it this way before SQLite opens it: SQLite gives its ``-wal``, ``-shm`` and
+    ``-journal`` files the database file's mode, whatever the process's umask.
+    """
+    with suppress(FileExistsError):
+        new_private_file(path).close()

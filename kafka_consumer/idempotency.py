@@ -28,6 +28,9 @@ Threads may share a store (one SQLite connection per thread), and several proces
 SQLite's write lock, taken up front with ``BEGIN IMMEDIATE``, serializes each check-and-mark. WAL with
 ``synchronous=FULL`` makes a committed mark survive a power loss. Open the store in each process; SQLite
 connections must not cross a fork.
+
+A new store file is created 0600 (so are its -wal and -shm files) and the directories it creates 0700; event ids
+in log lines are escaped (``hubstream.logs.printable``), since they come from the events.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
 from hubstream.errors import ConfigurationError, HubstreamError
+from hubstream.files import private_dirs, private_file
+from hubstream.logs import printable
 from kafka_consumer.events import ConsumedEvent
 
 log = logging.getLogger(__name__)
@@ -105,6 +110,9 @@ class ProcessedIds:
         self._closed = False
         self._pending: dict[str, float] = {}  # id -> processed_at of marks not written yet (insertion order)
         self._max_pending = max_pending
+        # owner-only before SQLite opens it: the -wal and -shm files SQLite adds take the database file's mode
+        private_dirs(self.path.parent)
+        private_file(self.path)
         with self._transaction() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
@@ -146,7 +154,7 @@ class ProcessedIds:
             log.error(
                 "could not mark event %s processed in %s (%s): kept in memory (%d pending); "
                 "it is written with the next mark",
-                event_id,
+                printable(event_id),
                 self.path,
                 exc,
                 self.pending,
@@ -187,7 +195,9 @@ class ProcessedIds:
             while len(self._pending) > self._max_pending:
                 dropped = next(iter(self._pending))
                 del self._pending[dropped]
-                log.error("%s: more than %d unwritten marks; forgot %s", self.path, self._max_pending, dropped)
+                log.error(
+                    "%s: more than %d unwritten marks; forgot %s", self.path, self._max_pending, printable(dropped)
+                )
 
     def _write_pending(self) -> None:
         if not self._pending:  # almost always empty: no lock or copy on the per-event path
@@ -349,7 +359,13 @@ def idempotent(store: ProcessedIds, *, key: Callable[[ConsumedEvent], str] = eve
 def _skip(store: ProcessedIds, event: ConsumedEvent, event_id: str) -> bool:
     if not store.seen(event_id):
         return False
-    log.info("%s[%d]@%d: event %s was already processed; skipped", event.topic, event.partition, event.offset, event_id)
+    log.info(
+        "%s[%d]@%d: event %s was already processed; skipped",
+        event.topic,
+        event.partition,
+        event.offset,
+        printable(event_id),
+    )
     return True
 
 
@@ -360,7 +376,7 @@ def _mark(store: ProcessedIds, event: ConsumedEvent, event_id: str) -> None:
             event.topic,
             event.partition,
             event.offset,
-            event_id,
+            printable(event_id),
         )
 
 

@@ -7,6 +7,9 @@ A final file's name holds its first and last offsets, zero-padded to 20 digits (
 offset) so names sort by offset. Final files of a partition never overlap; two that do mean something wrote
 the same offsets twice, and reading stops with ArchiveCorruptError naming both. A temp file was never renamed,
 so its records were never committed: they will be read again, and the file is only deleted.
+
+Files are created 0600 and the directories the archive creates 0700 (existing ones keep their mode): records
+hold whole event bodies, which may be personal data.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import fastavro
 
 from hubstream.errors import HubstreamError
+from hubstream.files import private_dirs
 
 # Every record is this wrapper; body holds the event's Avro bytes under the writer schema named by schemaId.
 ARCHIVE_SCHEMA: dict[str, Any] = {
@@ -132,15 +136,10 @@ def remove_temp_files(directory: Path) -> list[str]:
     return removed
 
 
-def make_dirs(root: Path, directory: Path) -> None:
-    """Create directory below root, making every new entry durable (fsync of each parent)."""
-    missing = []
-    path = directory
-    while not path.exists() and path != root:
-        missing.append(path)
-        path = path.parent
-    for path in reversed(missing):
-        path.mkdir(exist_ok=True)
+def make_dirs(directory: Path) -> None:
+    """Create directory and its missing parents owner-only (0700), making every new entry durable (fsync of
+    each parent)."""
+    for path in private_dirs(directory):
         fsync_dir(path.parent)
 
 

@@ -42,6 +42,7 @@ import fastavro
 import fastavro.write
 
 from hubstream.errors import ConfigurationError
+from hubstream.files import new_private_file
 from kafka_consumer.archive.layout import (
     META_PARTITION,
     META_SCHEMA_ID,
@@ -118,7 +119,7 @@ class ArchiveSink:
         self._clock = clock
         self._partitions: dict[TP, _Partition] = {}
         self._parsed_writers: dict[str, Any] = {}
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
 
     # --- the Sink protocol --------------------------------------------------------------------------
 
@@ -192,9 +193,9 @@ class ArchiveSink:
     # --- files ----------------------------------------------------------------------------------------
 
     def _open(self, tp: TP, state: _Partition, event: ConsumedEvent, writer_schema: dict[str, Any]) -> _OpenFile:
-        make_dirs(self.root, state.directory)
+        make_dirs(state.directory)
         temp = state.directory / temp_name(event.offset)
-        handle = open(temp, "xb")  # noqa: SIM115 - stays open in the _OpenFile until _roll() closes it
+        handle = new_private_file(temp)  # stays open in the _OpenFile until _roll() closes it
         metadata = {
             META_TOPIC: tp[0],
             META_PARTITION: str(tp[1]),
