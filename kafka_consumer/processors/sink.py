@@ -10,21 +10,26 @@ The worker drives a sink from its poll thread (rebalance callbacks included), so
 
 Commit nothing a sink did not report in durable(): that is what makes its output survive a crash.
 
-A record that cannot be decoded is dead-lettered (and counts as written). One the sink cannot take, or one met
-while the registry is unreachable, stops the worker (ProcessingStoppedError) without committing it.
+A record that cannot be decoded is dead-lettered (and counts as written). One the sink cannot take stops the
+worker (ProcessingStoppedError) without committing it. While the schema registry is unreachable, records wait in
+order (held, not committed; backpressure pauses their partitions) and a probe off the poll thread tries the
+registry again with a capped backoff; the worker reports "degraded" meanwhile and goes on by itself once it answers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
 from hubstream.errors import RegistryError, SerdeError
 from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
 from kafka_consumer.events import ConsumedEvent, decode_event
 from kafka_consumer.loop_thread import LoopThread
+from kafka_consumer.outages import Outage
 from kafka_consumer.processing import (
     NOTHING_DURABLE,
     TP,
@@ -99,6 +104,10 @@ class SinkProcessor:
         self._reports: list[Report] = []
         self._halted: set[int] = set()  # lanes that stopped at a record: nothing after it may be written
         self._context: WorkerContext | None = None
+        self._held: dict[int, deque[tuple[Lane, Record]]] = {}  # waiting for the registry, in offset order
+        self._registry = Outage("the schema registry", lambda: self._context.health if self._context else None)
+        self._probes = ThreadPoolExecutor(1, thread_name_prefix="hubstream-registry-probe")
+        self._probe: Future[object] | None = None
 
     def start(self, context: WorkerContext) -> None:
         self._context = context
@@ -112,8 +121,12 @@ class SinkProcessor:
 
     def accept(self, records: list[tuple[Lane, Record]]) -> None:
         for lane, record in records:
-            if lane.id not in self._halted:
-                self._write(lane, record)
+            if lane.id in self._halted:
+                continue
+            if self._registry.down:
+                self._held.setdefault(lane.id, deque()).append((lane, record))
+            else:
+                self._write_or_hold(lane, record)
 
     def reports(self) -> list[Report]:
         reports, self._reports = self._reports, []
@@ -128,6 +141,8 @@ class SinkProcessor:
     def release(self, lanes: list[Lane], *, lost: bool) -> None:
         tps = [lane.tp for lane in lanes]
         self._halted -= {lane.id for lane in lanes}
+        for lane in lanes:  # not written, so not committed: the next owner reads them again
+            self._held.pop(lane.id, None)
         if lost:
             self._sink.discard(tps)
         else:
@@ -135,8 +150,11 @@ class SinkProcessor:
 
     def tick(self) -> None:
         self._sink.maybe_roll()
+        if self._registry.down:
+            self._retry_held()
 
     def close(self) -> None:
+        self._probes.shutdown(wait=False, cancel_futures=True)
         try:
             self._sink.close()
         finally:
@@ -145,16 +163,55 @@ class SinkProcessor:
                 self._dead_letters = None
             self._loop.stop()
 
+    def _retry_held(self) -> None:
+        """When the backoff is over, probe the registry in a thread; once it answers, write what was held."""
+        if self._probe is None:
+            if self._registry.due() and self._held:
+                _, record = next(iter(self._held.values()))[0]
+                self._probe = self._probes.submit(self._decode_and_look_up, record)
+            elif not self._held:
+                self._registry.recovered()  # nothing waits (the partitions went elsewhere)
+            return
+        if not self._probe.done():
+            return
+        probe, self._probe = self._probe, None
+        error = probe.exception()
+        if isinstance(error, RegistryError):
+            self._registry.failed(error)
+            return
+        self._registry.recovered()  # a bad record (SerdeError) is for _write to dead-letter, in its turn
+        held, self._held = self._held, {}
+        for queue in held.values():
+            while queue:
+                lane, record = queue.popleft()
+                if self._registry.down:
+                    self._held.setdefault(lane.id, deque()).append((lane, record))
+                else:
+                    self._write_or_hold(lane, record)
+
+    def _write_or_hold(self, lane: Lane, record: Record) -> None:
+        try:
+            self._write(lane, record)
+        except RegistryError as exc:
+            self._registry.failed(exc)
+            self._held.setdefault(lane.id, deque()).append((lane, record))
+
+    def _decode_and_look_up(self, record: Record) -> object:
+        event = decode_event(self._serde, record, self._readers.get(record.topic))
+        return self._writer_schema(event.schema_id)
+
     def _write(self, lane: Lane, record: Record) -> None:
+        """Write one record; raises RegistryError (nothing written) when the registry cannot be reached."""
         try:
             event = decode_event(self._serde, record, self._readers.get(record.topic))
-        except RegistryError as exc:
-            raise ProcessingStoppedError(record, exc) from exc
+        except RegistryError:
+            raise
         except SerdeError as exc:
             self._dead_letter(lane, record, exc)
             return
+        writer_schema = self._writer_schema(event.schema_id)
         try:
-            self._sink.write(event, event.body, self._writer_schema(event.schema_id))
+            self._sink.write(event, event.body, writer_schema)
         except Exception as exc:
             log.error("%s failed: %s", record.where, exc)
             raise ProcessingStoppedError(record, exc) from exc
