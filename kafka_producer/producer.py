@@ -2,6 +2,8 @@
 
 A background thread serves librdkafka's callbacks (``poll``); nothing calls ``flush()`` per message, so
 sends from many requests share batches. Sends are idempotent with ``acks=all`` (see kafka_config).
+The outcomes one ``poll`` brings are handed to the event loop together, with one wake-up of the loop per poll
+rather than one per record (a wake-up is a write to the loop's self-pipe and a turn of the loop).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +80,8 @@ class AsyncProducer:
         self._message_timeout_s = float(config.get("message.timeout.ms", 300_000)) / 1000
         self._poll_timeout_s = poll_timeout_s
         self._stopping = threading.Event()
+        self._settled: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Delivery], Delivery | BrokerError]]
+        self._settled = deque()  # filled by delivery callbacks, handed to the loops after each poll
         try:
             self._producer = Producer({**config, "error_cb": self._on_client_error})
         except KafkaException as exc:
@@ -95,7 +100,22 @@ class AsyncProducer:
 
     def _poll_loop(self) -> None:
         while not self._stopping.is_set():
-            self._producer.poll(self._poll_timeout_s)
+            self._poll(self._poll_timeout_s)
+
+    def _poll(self, timeout_s: float) -> None:
+        """Serve callbacks, then hand their outcomes to each loop at once (any thread may call this)."""
+        self._producer.poll(timeout_s)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        settled = self._settled
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Delivery], Delivery | BrokerError]]] = {}
+        while settled:
+            loop, future, outcome = settled.popleft()
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, outcomes in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle_all, outcomes)
 
     def _on_client_error(self, error: KafkaError) -> None:
         # Connection-level trouble (brokers down, auth); deliveries report their own outcome.
@@ -121,7 +141,7 @@ class AsyncProducer:
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             outcome = delivery_error(error, topic) if error is not None else _delivered(topic, message)
-            loop.call_soon_threadsafe(_settle, future, outcome)
+            self._settled.append((loop, future, outcome))
 
         kwargs: dict[str, Any] = {
             "value": value,
@@ -151,7 +171,7 @@ class AsyncProducer:
                     raise BrokerUnavailableError(
                         "the producer's local queue stayed full: the broker is not accepting records"
                     ) from None
-                self._producer.poll(_QUEUE_FULL_RETRY_S)
+                self._poll(_QUEUE_FULL_RETRY_S)
             except KafkaException as exc:
                 raise delivery_error(exc.args[0], topic) from exc
 
@@ -167,6 +187,7 @@ class AsyncProducer:
         left = await asyncio.to_thread(self._producer.flush, timeout_s)
         self._stopping.set()
         await asyncio.to_thread(self._poller.join, self._poll_timeout_s * 20)
+        self._hand_over()  # what flush() delivered
         if left:
             log.error("%d records were not delivered before the producer closed", left)
         return int(left)
@@ -181,10 +202,11 @@ def _delivered(topic: str, message: Message) -> Delivery | BrokerError:
     return Delivery(topic, partition, offset, ts)
 
 
-def _settle(future: asyncio.Future[Delivery], outcome: Delivery | BaseException) -> None:
-    if future.done():  # the awaiting request was cancelled
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _settle_all(outcomes: Iterable[tuple[asyncio.Future[Delivery], Delivery | BaseException]]) -> None:
+    for future, outcome in outcomes:
+        if future.done():  # the awaiting request was cancelled
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -1,0 +1,57 @@
+"""AsyncProducer over the real broker: every future resolves with where its record went, outcomes of one poll are
+handed to the loop together, and a rejected record fails only its own future."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hubstream import kafka_config
+from hubstream.settings import Settings
+from kafka_producer.producer import AsyncProducer, RecordTooLargeError
+from tests.fixtures.broker import LocalKafka
+
+pytestmark = pytest.mark.asyncio
+
+
+def config(broker: LocalKafka, **extra: object) -> dict[str, object]:
+    settings = Settings(_env_file=None, profile=broker.profile, kafka={"bootstrap_servers": broker.bootstrap_servers})
+    return {**kafka_config.producer_config(settings), **extra}
+
+
+async def test_every_future_resolves_with_its_own_partition_and_offset(kafka_broker: LocalKafka) -> None:
+    topic = kafka_broker.create_topic("async-producer", partitions=3)
+    loop = asyncio.get_running_loop()
+    wakeups = 0
+    original = loop.call_soon_threadsafe
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal wakeups
+        wakeups += 1
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        async with AsyncProducer(config(kafka_broker)) as producer:
+            futures = [producer.send(topic, f"v{i}".encode(), key=f"k{i % 7}") for i in range(5000)]
+            deliveries = await asyncio.gather(*futures)
+    finally:
+        loop.call_soon_threadsafe = original  # type: ignore[method-assign]
+    assert len({(d.partition, d.offset) for d in deliveries}) == 5000
+    for partition in {d.partition for d in deliveries}:
+        offsets = sorted(d.offset for d in deliveries if d.partition == partition)
+        assert offsets == list(range(len(offsets)))
+    assert wakeups < 5000 / 10, f"{wakeups} loop wake-ups for 5000 records: outcomes are not handed over together"
+
+
+async def test_a_record_over_the_size_limit_fails_alone(kafka_broker: LocalKafka) -> None:
+    topic = kafka_broker.create_topic("async-producer-size", partitions=1)
+    async with AsyncProducer(config(kafka_broker, **{"message.max.bytes": 10_000})) as producer:
+        small = [producer.send(topic, b"x" * 100) for _ in range(10)]
+        with pytest.raises(RecordTooLargeError, match="larger than the message size limit"):
+            producer.send(topic, b"x" * 20_000)
+        cancelled = producer.send(topic, b"y")
+        cancelled.cancel()  # the awaiting request went away: its outcome is dropped quietly
+        deliveries = await asyncio.gather(*small)
+    assert sorted(d.offset for d in deliveries) == list(range(10))
