@@ -26,7 +26,9 @@ from delivery.wakeups import Wakeups
 from hubstream.settings import DeliverySettings
 
 _PAGE = 200
-_SAFETY_POLL_S = 30.0  # a stream re-reads at least this often, even if every wake-up were lost
+# A stream re-reads at least this often (times 0.5-1.5, so streams opened together do not read together), even
+# if every wake-up were lost; with PostgreSQL the store's own fallback finds lost notifications within seconds.
+_SAFETY_POLL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class Follow:
                     if len(page.messages) == _PAGE:
                         continue
                 # woken by a write, by the node closing (it wakes everyone), or at the latest by the safety poll
-                woken = await waiter.wait(max(0.0, min(_SAFETY_POLL_S, ends_at - time.time())))
+                safety_s = _SAFETY_POLL_S * random.uniform(0.5, 1.5)
+                woken = await waiter.wait(max(0.0, min(safety_s, ends_at - time.time())))
                 handed = _following(cursor, waiter.take()) if woken and conversation is None else None
                 must_read = handed is None
                 for message in handed or ():

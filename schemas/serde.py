@@ -143,6 +143,14 @@ class AvroSerde:
 
     # ---- decoding -------------------------------------------------------------------------------------
 
+    def decodes_offline(self, headers: Sequence[tuple[str, bytes | str | None]] | None) -> bool:
+        """Whether a record with these headers decodes without asking the registry: its content-type names a
+        schema id decoded before. False for the legacy format and anything else (those may need a lookup)."""
+        for key, header_value in headers or ():
+            if key == CONTENT_TYPE:
+                return header_value in self._plans
+        return False
+
     def decode(
         self,
         value: bytes | None,

@@ -382,3 +382,15 @@ def test_concurrent_use_from_threads(serde: AvroSerde) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(round_trip, range(400)))
+
+
+def test_decodes_offline_only_for_schema_ids_it_has_seen(serde: AvroSerde, registry: SchemaRegistry) -> None:
+    encoded = serde.encode(chat(), CHAT)  # encoding teaches the serde its own schema id
+    assert serde.decodes_offline(encoded.headers) is True
+    assert serde.decodes_offline([("content-type", b"avro/binary+" + b"f" * 32)]) is False
+    assert serde.decodes_offline([]) is False  # the legacy format: a lookup may be needed
+    assert serde.decodes_offline(None) is False
+    fresh = AvroSerde(registry)
+    assert fresh.decodes_offline(encoded.headers) is False
+    fresh.decode(encoded.value, encoded.headers)
+    assert fresh.decodes_offline(encoded.headers) is True
