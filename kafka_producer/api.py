@@ -25,6 +25,7 @@ from hubstream.errors import (
 from hubstream.settings import Settings
 from kafka_producer.access import Access, PublishAuthError, host_allowed, is_json, is_loopback
 from kafka_producer.body import RejectedRequestError, parse_json, safe_text
+from kafka_producer.openapi import install_openapi, publish_responses
 from kafka_producer.producer import AsyncProducer, RecordTooLargeError
 from kafka_producer.publisher import EventPublisher, Prepared, Published
 from kafka_producer.readiness import ContractIds
@@ -59,22 +60,6 @@ class BatchResult(BaseModel):
     topic: str
     failed: int = 0  # events not acknowledged (the answer is then 207); retry those, dedupe on eventId
     results: list[BatchItem]
-
-
-_PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description}
-    for status, description in {
-        400: "not JSON the API can read, or a Host that is not a loopback name",
-        401: "no credential, or one that is not valid here",
-        403: "an API key not allowed on this topic",
-        404: "unknown topic",
-        413: "body, batch or encoded event too large",
-        415: "not Content-Type: application/json",
-        422: "the event does not match the topic's contract",
-        502: "the broker rejected the record",
-        503: "broker or registry unavailable, or the producer queue is full; see Retry-After",
-    }.items()
-}
 
 
 @dataclass
@@ -153,8 +138,9 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     @app.post(
         "/v1/topics/{topic}/events",
         response_model=PublishedEvent,
-        responses=_PUBLISH_RESPONSES,
+        responses=publish_responses(batch=False),
         summary="Publish one event",
+        operation_id="publishEvent",
     )
     async def publish_event(topic: str, request: Request) -> PublishedEvent:
         pub = publisher(request)
@@ -172,9 +158,10 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         response_model=BatchResult,
         responses={
             207: {"model": BatchResult, "description": "some events were not acknowledged"},
-            **_PUBLISH_RESPONSES,
+            **publish_responses(batch=True),
         },
         summary="Publish several events with one round of acknowledgements",
+        operation_id="publishBatch",
     )
     async def publish_batch(topic: str, request: Request) -> BatchResult | JSONResponse:
         pub = publisher(request)
@@ -199,7 +186,11 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="The broker and the schema registry are reachable")
+    @app.get(
+        "/readyz",
+        summary="The broker and the schema registry are reachable",
+        responses={503: {"description": "not ready: the same body, with the checks that failed"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         service: ProducerService = request.app.state.service
         ids: ContractIds = request.app.state.ids
@@ -210,6 +201,11 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
             body["registryError"] = safe_text(ids.last_error)
         return SafeJSONResponse(body, status_code=200 if ready else 503)
 
+    def catalog() -> Catalog:  # the running service's, so the document shows what requests are checked against
+        service: ProducerService | None = getattr(app.state, "service", None)
+        return service.catalog if service is not None else Catalog.from_settings(settings)
+
+    install_openapi(app, catalog, auth=access.enabled, max_batch_events=settings.api.max_batch_events)
     return app
 
 
