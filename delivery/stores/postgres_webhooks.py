@@ -4,7 +4,7 @@ model). Several nodes claim due deliveries at once: ``FOR UPDATE SKIP LOCKED`` h
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (endpoint_id text NOT NULL, at doubl
     event_id text NOT NULL, recipient text NOT NULL, seq bigint NOT NULL, attempt integer NOT NULL, status integer,
     latency_ms double precision NOT NULL, response text NOT NULL, error text);
 CREATE INDEX IF NOT EXISTS webhook_attempts_by_endpoint ON webhook_attempts (endpoint_id, at);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due_by_endpoint
+    ON webhook_deliveries (endpoint_id, status, next_attempt_at);
 """
 _CLAIM = """
 SELECT d.endpoint_id, d.recipient, d.seq, d.event_id, d.attempts, m.topic, m.schema_name, m.schema_id,
@@ -35,7 +37,7 @@ SELECT d.endpoint_id, d.recipient, d.seq, d.event_id, d.attempts, m.topic, m.sch
 FROM webhook_deliveries d
 JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 'enabled'
 LEFT JOIN mailbox_messages m ON m.recipient = d.recipient AND m.seq = d.seq
-WHERE d.status = 'pending' AND d.next_attempt_at <= %s
+WHERE d.endpoint_id = %s AND d.status = 'pending' AND d.next_attempt_at <= %s
   AND (NOT e.ordered OR d.seq = (SELECT min(x.seq) FROM webhook_deliveries x WHERE x.endpoint_id = d.endpoint_id
                                  AND x.recipient = d.recipient AND x.status = 'pending'))
 ORDER BY d.next_attempt_at LIMIT %s
@@ -110,19 +112,14 @@ class PostgresWebhooks:
             await conn.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = %s", [endpoint_id])
             await conn.execute("DELETE FROM webhook_attempts WHERE endpoint_id = %s", [endpoint_id])
 
-    async def claim(
-        self, now: float, limit: int, lease_s: float, in_flight: dict[str, int], max_in_flight: int
-    ) -> list[Claimed]:
+    async def claim(self, now: float, capacity: Mapping[str, int], lease_s: float) -> list[Claimed]:
         epoch = self._store.epoch
+        claimed: list[Claimed] = []
         async with self._store.connection() as conn, conn.transaction():
-            rows = await (await conn.execute(_CLAIM, [now, limit * 4])).fetchall()
-            taken: dict[str, int] = dict(in_flight)
-            claimed: list[Claimed] = []
-            for row in rows:
-                if taken.get(row[0], 0) >= max_in_flight or len(claimed) == limit:
-                    continue
-                taken[row[0]] = taken.get(row[0], 0) + 1
-                claimed.append(claimed_from_row(row, epoch))
+            for endpoint_id, free in capacity.items():
+                if free > 0:
+                    rows = await (await conn.execute(_CLAIM, [endpoint_id, now, free])).fetchall()
+                    claimed += [claimed_from_row(row, epoch) for row in rows]
             if claimed:
                 await conn.execute(
                     "UPDATE webhook_deliveries d SET next_attempt_at = %s FROM unnest(%s::text[], %s::text[], "

@@ -7,7 +7,7 @@ transaction as its message), reads on its readers.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from delivery.stores.webhook_rows import claimed_from_row, endpoint_from_json, endpoint_json
@@ -26,6 +26,8 @@ SCHEMA = (
     " next_attempt_at REAL NOT NULL, last_status INTEGER, last_error TEXT, updated_at REAL NOT NULL,"
     " PRIMARY KEY (endpoint_id, recipient, seq)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due_by_endpoint"
+    " ON webhook_deliveries (endpoint_id, status, next_attempt_at)",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_status ON webhook_deliveries (endpoint_id, status, updated_at)",
     "CREATE TABLE IF NOT EXISTS webhook_attempts (endpoint_id TEXT NOT NULL, at REAL NOT NULL, event_id TEXT NOT NULL,"
     " recipient TEXT NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL, status INTEGER,"
@@ -38,7 +40,7 @@ SELECT d.endpoint_id, d.recipient, d.seq, d.event_id, d.attempts, m.topic, m.sch
 FROM webhook_deliveries d
 JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 'enabled'
 LEFT JOIN messages m ON m.recipient = d.recipient AND m.seq = d.seq
-WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
   AND (e.ordered = 0 OR d.seq = (SELECT min(x.seq) FROM webhook_deliveries x WHERE x.endpoint_id = d.endpoint_id
                                  AND x.recipient = d.recipient AND x.status = 'pending'))
 ORDER BY d.next_attempt_at LIMIT ?
@@ -106,20 +108,16 @@ class SqliteWebhooks:
 
         await self._write(delete)
 
-    async def claim(
-        self, now: float, limit: int, lease_s: float, in_flight: dict[str, int], max_in_flight: int
-    ) -> list[Claimed]:
+    async def claim(self, now: float, capacity: Mapping[str, int], lease_s: float) -> list[Claimed]:
         epoch = self._store.epoch
 
         def claim(db: sqlite3.Connection) -> list[Claimed]:
-            taken: dict[str, int] = dict(in_flight)
-            claimed: list[Claimed] = []
-            for row in db.execute(_CLAIM, (now, limit * 4)).fetchall():
-                endpoint_id = row[0]
-                if taken.get(endpoint_id, 0) >= max_in_flight or len(claimed) == limit:
-                    continue
-                taken[endpoint_id] = taken.get(endpoint_id, 0) + 1
-                claimed.append(claimed_from_row(row, epoch))
+            claimed = [
+                claimed_from_row(row, epoch)
+                for endpoint_id, free in capacity.items()
+                if free > 0
+                for row in db.execute(_CLAIM, (endpoint_id, now, free)).fetchall()
+            ]
             db.executemany(
                 "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE endpoint_id = ? AND recipient = ? AND seq = ?",
                 [(now + lease_s, c.endpoint_id, c.recipient, c.seq) for c in claimed],

@@ -61,6 +61,9 @@ class Dispatcher:
         self._results: list[Result] = []
         self._finished = asyncio.Event()  # a result waits to be recorded
         self._endpoints: dict[str, tuple[float, Endpoint]] = {}
+        self._enabled: list[str] = []
+        self._enabled_at = -float("inf")
+        self._turn = 0
 
     async def run(self) -> None:
         """Until cancelled; store trouble is logged and retried."""
@@ -69,12 +72,11 @@ class Dispatcher:
         try:
             while True:
                 try:
-                    claimed = await self._store.claim(
-                        time.time(),
-                        self._settings.claim_batch,
-                        self._settings.timeout_s + _LEASE_MARGIN_S,
-                        dict(self._in_flight),
-                        self._settings.max_in_flight,
+                    capacity = await self._capacity()
+                    claimed = (
+                        await self._store.claim(time.time(), capacity, self._settings.timeout_s + _LEASE_MARGIN_S)
+                        if capacity
+                        else []
                     )
                 except HubstreamError as exc:
                     log.warning("webhook deliveries could not be claimed: %s", exc)
@@ -175,6 +177,25 @@ class Dispatcher:
         return Attempt(
             endpoint.id, event_id, recipient, seq, number, at, status, latency_ms, excerpt, error
         ), retry_after
+
+    async def _capacity(self) -> dict[str, int]:
+        """How many more requests each enabled endpoint may have open (``max_in_flight`` each, ``claim_batch`` in
+        all): a claim asks each endpoint for exactly that, so a busy endpoint neither costs a scan of its backlog
+        nor holds up the others. The list of endpoints is looked up again every few seconds."""
+        now = time.monotonic()
+        if now - self._enabled_at > _ENDPOINT_CACHE_S:
+            self._enabled = [e.id for e in await self._store.endpoints() if e.status == "enabled"]
+            self._enabled_at = now
+        left = self._settings.claim_batch
+        capacity: dict[str, int] = {}
+        self._turn += 1  # each claim starts at another endpoint, so claim_batch is shared out fairly
+        start = self._turn % len(self._enabled) if self._enabled else 0
+        for endpoint_id in self._enabled[start:] + self._enabled[:start]:
+            free = min(left, self._settings.max_in_flight - self._in_flight[endpoint_id])
+            if free > 0:
+                capacity[endpoint_id] = free
+                left -= free
+        return capacity
 
     async def _endpoint(self, endpoint_id: str) -> Endpoint:
         cached = self._endpoints.get(endpoint_id)

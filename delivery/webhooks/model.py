@@ -10,7 +10,7 @@ until the lease runs out), so a node that dies mid-send leaves its rows to be tr
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -152,11 +152,9 @@ class WebhookStore(Protocol):
         """The endpoint and its deliveries and attempts go."""
         ...
 
-    async def claim(
-        self, now: float, limit: int, lease_s: float, in_flight: dict[str, int], max_in_flight: int
-    ) -> list[Claimed]:
-        """Due deliveries of enabled endpoints, at most ``max_in_flight`` per endpoint counting ``in_flight``;
-        for an ordered endpoint only each recipient's oldest pending one. They are not due again for lease_s."""
+    async def claim(self, now: float, capacity: Mapping[str, int], lease_s: float) -> list[Claimed]:
+        """Due deliveries of the endpoints in ``capacity`` (if still enabled), at most that many each, oldest due
+        first; for an ordered endpoint only each recipient's oldest pending one. Not due again for lease_s."""
         ...
 
     async def record(self, results: Sequence[Result], disable_after_s: float) -> list[str]:
