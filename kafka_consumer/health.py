@@ -1,7 +1,8 @@
 """A worker's health, as /healthz and /readyz report it.
 
-healthy   the poll loop is turning, no partition is stopped, no handler is stuck, no fatal client error, and no
-          dependency the processing retries is failing ("degraded", e.g. an unreachable mailbox store)
+healthy   the poll loop is turning, no partition is stopped, no handler is stuck, the handler pool has a thread
+          that is not held by an abandoned handler, no fatal client error, and no dependency the processing
+          retries is failing ("degraded", e.g. an unreachable mailbox store)
 ready     healthy, and the member has joined its group: it owns partitions ("owner") or none ("standby", ready
           to take over when an owner dies)
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 State = Literal["starting", "owner", "standby", "stopping", "stopped"]
 TP = tuple[str, int]
+_SHOWN = 5  # stuck handlers named in a problem
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Health:
     assigned: frozenset[TP] = frozenset()
     stopped_partitions: dict[TP, str] = field(default_factory=dict)
     stuck_handlers: dict[tuple[TP, int], str] = field(default_factory=dict)
+    stuck_pool: str | None = None  # every handler thread is held by a handler abandoned past the drain timeout
     degraded: dict[str, str] = field(default_factory=dict)  # a dependency is failing; the worker retries it
 
     def polled(self) -> None:
@@ -72,6 +75,8 @@ class Health:
             for (topic, partition), reason in dict(self.stopped_partitions).items()
         ]
         problems += list(dict(self.stuck_handlers).values())
+        if self.stuck_pool:
+            problems.append(self.stuck_pool)
         problems += [f"degraded: {reason}" for reason in dict(self.degraded).values()]
         if self.fatal:
             problems.append(self.fatal)
@@ -141,6 +146,37 @@ class HandlerWatch:
                 stuck[(tp, offset)] = f"handler for {tp[0]}[{tp[1]}]@{offset} stuck for {elapsed:.0f} s"
         self._warned &= {(tp, offset) for tp, offset, _ in running}
         self._health.stuck_handlers = stuck
+
+    def check_pool(self, abandoned: list[tuple[TP, int]], threads: int) -> None:
+        """`abandoned`: (partition, offset) of the plain handlers still running after their partition was let go,
+        each holding one of the pool's `threads`. All of them held: no plain handler can run, so unhealthy."""
+        health, group = self._health, self._health.group
+        was = health.stuck_pool
+        if not abandoned or len(abandoned) < threads:
+            health.stuck_pool = None
+            if was is not None:
+                log.info(
+                    "group %s: an abandoned handler returned; %d of %d handler threads are free",
+                    group,
+                    threads - len(abandoned),
+                    threads,
+                    extra={"event": "handler_pool_recovered", "group": group},
+                )
+            return
+        shown = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(abandoned)[:_SHOWN])
+        more = f" and {len(abandoned) - _SHOWN} more" if len(abandoned) > _SHOWN else ""
+        health.stuck_pool = (
+            f"{len(abandoned)} stuck handler(s) hold all {threads} handler thread(s): abandoned after the "
+            f"{self._drain_timeout_s:g} s drain timeout and still running ({shown}{more}); no handler can run "
+            "until one returns"
+        )
+        if was is None:
+            log.error(
+                "group %s: %s",
+                group,
+                health.stuck_pool,
+                extra={"event": "handler_pool_stuck", "group": group, "abandoned": len(abandoned)},
+            )
 
 
 def log_rebalance(

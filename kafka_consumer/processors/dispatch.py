@@ -12,6 +12,10 @@ order allows (key_order.KeyOrderedQueue) and reports back through a thread-safe 
 Async handlers run on the loop; plain ones in a thread pool, so a slow handler holds up only its own key (or
 partition). Lanes have ids: a partition revoked and assigned again gets a new lane, and reports from the old one
 are ignored by the worker.
+
+A plain handler still running when its lane closes cannot be interrupted: its thread is "abandoned" and stays
+out of the pool until the handler returns (``abandoned()``). When every thread of the pool is abandoned, no
+plain handler can run at all, and the worker reports unhealthy (kafka_consumer.health.HandlerWatch).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import inspect
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -88,11 +93,16 @@ class Dispatcher:
         self._make_dead_letters = dead_letters
         self._dead_letters: DeadLetterWriter | None = None
         self._concurrency = concurrency
+        self.threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hubstream-handler")
         self._metrics = metrics
         self._lanes: dict[int, _Lane] = {}
         self._running: dict[tuple[int, int], tuple[TP, int, float]] = {}
-        self.abandoned_threads = 0  # plain handlers still running after their lane was closed
+        # slots of the plain handlers on a pool thread now, and of those abandoned (their lane closed): a
+        # pool thread adds and removes its own slot, the loop marks abandoned ones, hence the lock
+        self._threads_lock = threading.Lock()
+        self._in_threads: set[tuple[int, int]] = set()
+        self._abandoned: dict[tuple[int, int], tuple[TP, int]] = {}
         self._thread = LoopThread("hubstream-dispatch")
         self._loop = self._thread.loop
 
@@ -125,6 +135,17 @@ class Dispatcher:
     def running(self) -> list[tuple[TP, int, float]]:
         """(partition, offset, monotonic start) of every record being handled now."""
         return list(self._running.values())
+
+    def abandoned(self) -> list[tuple[TP, int]]:
+        """(partition, offset) of the plain handlers still running on a pool thread after their lane closed."""
+        with self._threads_lock:
+            return list(self._abandoned.values())
+
+    @property
+    def abandoned_threads(self) -> int:
+        """How many pool threads abandoned handlers hold (each comes back when its handler returns)."""
+        with self._threads_lock:
+            return len(self._abandoned)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self._thread.running:
@@ -183,22 +204,49 @@ class Dispatcher:
         _, pending = await asyncio.wait(tasks, timeout=timeout_s) if timeout_s > 0 else (set(), tasks)
         closing = set(lane_ids)
         left = [(tp, offset) for (lane, offset), (tp, _, _) in list(self._running.items()) if lane in closing]
+        self._abandon(closing)  # before the cancelled tasks forget what they were running
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
-        if not self._is_async:
-            self.abandoned_threads += len(left)  # a plain handler's thread cannot be interrupted: it runs on
-        for slot in [slot for slot in self._running if slot[0] in closing]:
+        for slot in [slot for slot in list(self._running) if slot[0] in closing]:  # pool threads add to it
             self._running.pop(slot, None)
         return left
+
+    def _abandon(self, closing: set[int]) -> None:
+        """Mark the plain handlers of closed lanes still on a pool thread: it cannot be interrupted, it runs on."""
+        with self._threads_lock:
+            for slot in self._in_threads:
+                if slot[0] in closing:
+                    self._mark_abandoned(slot)
+
+    def _mark_abandoned(self, slot: tuple[int, int]) -> None:  # with the threads lock held
+        running = self._running.get(slot)
+        if running is not None:
+            self._abandoned[slot] = (running[0], running[1])
+
+    def _returned(self, slot: tuple[int, int]) -> None:
+        """A plain handler returned (on its pool thread): an abandoned thread is back in the pool."""
+        with self._threads_lock:
+            self._in_threads.discard(slot)
+            back = self._abandoned.pop(slot, None)
+        if back is not None:
+            (topic, partition), offset = back
+            log.info(
+                "group %s: the abandoned handler for %s[%d]@%d returned; its thread is back in the pool",
+                self.group,
+                topic,
+                partition,
+                offset,
+                extra={"event": "handler_returned", "group": self.group, "topic": topic, "partition": partition},
+            )
 
     async def _run(self, lane: _Lane, work: Work) -> None:
         record = work.record
         offset = record.offset
         slot = (lane.id, offset)
         try:
-            failed = await self._handle(work, lambda: self._started(slot, lane.tp, offset))
+            failed = await self._handle(work, slot, lambda: self._started(slot, lane.tp, offset))
             if failed is None or await self._give_up(lane, record, failed):
                 self.reports.put(Completed(lane.id, lane.tp, offset))
         except _Halt as halt:
@@ -219,7 +267,7 @@ class Dispatcher:
         """An attempt of the handler begins (on the loop, or on a pool thread): the watch times it from now."""
         self._running[slot] = (tp, offset, time.monotonic())
 
-    async def _handle(self, work: Work, started_attempt: Callable[[], None]) -> Failed | None:
+    async def _handle(self, work: Work, slot: tuple[int, int], started_attempt: Callable[[], None]) -> Failed | None:
         """None when the handler succeeded; Failed when the record should be dead-lettered."""
         topic = work.record.topic
         if work.poison is not None:
@@ -242,7 +290,9 @@ class Dispatcher:
                 error,
             )
 
-        failed = await call_with_retries(lambda: self._call(event, started_attempt), self._retry, on_retry=on_retry)
+        failed = await call_with_retries(
+            lambda: self._call(event, slot, started_attempt), self._retry, on_retry=on_retry
+        )
         self._metrics.for_topic(self.group, topic).handler_seconds.observe(time.monotonic() - started)
         if failed is None:
             self._metrics.for_topic(self.group, topic).processed.inc()
@@ -274,7 +324,7 @@ class Dispatcher:
             raise _Halt(f"the schema registry stayed unreachable after {failed.attempts} attempts: {failed.error}")
         return Failed(poison[0], 0) if poison else decoded[0]
 
-    async def _call(self, event: ConsumedEvent, started_attempt: Callable[[], None]) -> None:
+    async def _call(self, event: ConsumedEvent, slot: tuple[int, int], started_attempt: Callable[[], None]) -> None:
         if self._async_handler is not None:
             started_attempt()
             await self._async_handler(event)
@@ -283,8 +333,15 @@ class Dispatcher:
         assert handler is not None  # the handler processor always passes one
 
         def run() -> object:
-            started_attempt()  # when a pool thread takes it, not while it waits for one
-            return handler(event)
+            with self._threads_lock:  # so that _abandon sees both or neither
+                started_attempt()  # when a pool thread takes it, not while it waits for one
+                self._in_threads.add(slot)
+                if slot[0] not in self._lanes:  # its lane closed (and gave up on it) while it waited for a thread
+                    self._mark_abandoned(slot)
+            try:
+                return handler(event)
+            finally:
+                self._returned(slot)
 
         result = await self._loop.run_in_executor(self._pool, run)
         if inspect.isawaitable(result):

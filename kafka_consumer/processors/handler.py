@@ -118,6 +118,7 @@ class HandlerProcessor:
     def tick(self) -> None:
         if self._watch is not None:
             self._watch.check(self._running.running())
+            self._watch.check_pool(self._running.abandoned(), self._running.threads)
 
     def close(self) -> None:
         if self._dispatcher is not None:
