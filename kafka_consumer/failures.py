@@ -3,7 +3,9 @@
 A handler error is taken as transient and retried (tenacity), up to ``attempts`` calls in all, with a wait of
 ``initial_backoff_s * 2**n`` (capped at ``max_backoff_s``) plus a random jitter of up to ``initial_backoff_s``.
 A handler that knows retrying cannot help raises ``PermanentError`` (or a subclass): no retry, the record goes to the
-dead-letter topic at once. The wait is an ``asyncio.sleep`` in the record's own task, so while one record
+dead-letter topic at once. So does a record the handler could not produce onward because it is too large
+(``RecordTooLargeError``, or confluent-kafka's ``KafkaException`` with ``MSG_SIZE_TOO_LARGE``): the same bytes are
+refused however often they are sent. The wait is an ``asyncio.sleep`` in the record's own task, so while one record
 backs off, records of other keys (with key-ordered concurrency) and other partitions keep moving.
 """
 
@@ -13,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaError, KafkaException
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -23,6 +26,7 @@ from tenacity import (
 )
 
 from hubstream.errors import ConfigurationError, HubstreamError
+from kafka_producer.producer import RecordTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,15 @@ class Failed:
 
 
 def _retryable(error: BaseException) -> bool:
-    return isinstance(error, Exception) and not isinstance(error, PermanentError)
+    return isinstance(error, Exception) and not isinstance(error, PermanentError) and not too_large(error)
+
+
+def too_large(error: BaseException) -> bool:
+    """The error says a record is larger than a producer or broker takes (no retry can change that)."""
+    if isinstance(error, RecordTooLargeError):
+        return True
+    cause = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return isinstance(cause, KafkaError) and cause.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
 
 async def call_with_retries(

@@ -142,7 +142,8 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
 ) -> None:
     topic = kafka_broker.create_topic("dlqfail", partitions=1)
-    # the dead-letter producer refuses records over 1000 bytes, so the 2000-byte poison cannot be dead-lettered
+    # the dead-letter producer refuses records over 1000 bytes, so the poison with 1500 bytes of headers cannot be
+    # dead-lettered, not even without its value
     settings = make_settings(
         kafka_broker,
         registry_emulator,
@@ -152,7 +153,7 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     )
     poison = PoisonTopic(kafka_broker, settings, topic)
     poison.event("ok", 0)
-    poison.raw(b"\x07" * 2000, [])  # undecodable
+    poison.raw(b"\x07" * 2000, [("trace", b"t" * 1500)])  # undecodable
     poison.event("ok", 2)
     poison.flush()
     handled: list[int] = []
@@ -170,4 +171,5 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     assert health.status_code == 503
     [problem] = health.json()["problems"]
     assert f"{topic}[0] stopped: at offset 1" in problem and f"{topic}.dlq" in problem
+    assert "even without its value the dead letter is too large" in problem
     assert kafka_broker.committed(group, topic, 1) == {0: 1}  # never past the record it could not keep
