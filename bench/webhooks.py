@@ -12,9 +12,9 @@ the same run:
 throughput  ``--messages`` messages for 1,000 recipients are written into a store through MailboxStore.write with
             one enabled endpoint (``recipients: "*"``, unordered unless ``--ordered``), so each has a pending
             delivery; then a node starts on that store (``--no-consume``) and sends them all. Messages/s is the
-            receiver's count over the time from its first to its last request. The floor is a plain httpx POST
-            loop to the same receiver with the node's concurrency (``--max-in-flight``, the node's default 10)
-            and bodies of the same size.
+            receiver's count over the time from its first to its last request. The floor is a plain POST loop with
+            the node's HTTP client (aiohttp) to the same receiver, with the node's concurrency
+            (``--max-in-flight``, the node's default 10) and bodies of the same size.
 latency     A consuming node with one endpoint; events are POSTed to the producer API at ``--rate`` (500/s). The
             added latency is from the mailbox write (the message's arrivedAt: when its write transaction began) to
             the receiver's 2xx, p50/p99; POST -> 2xx is shown too. The floor is a plain open-loop POST at the same
@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import aiohttp
 import httpx
 
 from bench._stack import (
@@ -209,15 +210,17 @@ def node_throughput(bench: Bench, kind: str, round_: int) -> dict[str, Any]:
 
 
 async def _post_loop(receiver: Receiver, count: int, concurrency: int, run: str) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     queue = iter(range(count))
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
 
         async def worker() -> None:
             for i in queue:
                 body = message_body(i, run)
                 headers = {"content-type": "application/json", "webhook-id": f"{run}-{i}"}
-                (await client.post(receiver.url, content=body, headers=headers)).raise_for_status()
+                async with client.post(receiver.url, data=body, headers=headers) as response:
+                    response.raise_for_status()
+                    await response.read()
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -258,7 +261,8 @@ def report_throughput(result: dict[str, Any]) -> None:
     )
     floor = result["runs"]["floor"]
     print(f"{'sender':30}{'msgs/s':>26}{'ratio to floor':>22}")
-    print(f"{'httpx POST loop, ' + str(result['max_in_flight']) + ' conns':30}{spread(floor, ',.0f'):>26}{'1.00x':>22}")
+    sender = f"aiohttp POST loop, {result['max_in_flight']} conns"
+    print(f"{sender:30}{spread(floor, ',.0f'):>26}{'1.00x':>22}")
     for kind, runs in result["runs"].items():
         if kind == "floor":
             continue

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import defaultdict
 
-import httpx
+import aiohttp
 
 from delivery.metrics import WebhookMetrics
 from delivery.webhooks import schedule, signing
@@ -43,19 +43,13 @@ class Dispatcher:
         *,
         wake: asyncio.Event,
         allow_loopback: bool,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._metrics = metrics
         self._wake = wake
         self._allow_loopback = allow_loopback
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.timeout_s),
-            follow_redirects=False,
-            transport=transport,
-            headers={"user-agent": "hubstream-webhooks"},
-        )
+        self._session: aiohttp.ClientSession | None = None  # made on the loop that runs the dispatcher
         self._in_flight: dict[str, int] = defaultdict(int)
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[Result] = []
@@ -95,7 +89,8 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*self._tasks, recorder, backlog, return_exceptions=True)
             await self._flush()
-            await self._client.aclose()
+            if self._session is not None:
+                await self._session.close()
 
     def wake(self) -> None:
         """Look for due deliveries now (e.g. after a recover)."""
@@ -160,16 +155,18 @@ class Dispatcher:
                 "content-type": "application/json",
                 **signing.headers(endpoint.signing_secrets(at), event_id, body, int(at)),
             }
-            response = await self._client.post(endpoint.url, content=body, headers=headers)
-            status, retry_after = response.status_code, response.headers.get("retry-after")
-            excerpt = response.text[:_RESPONSE_EXCERPT]
+            async with self._client().post(endpoint.url, data=body, headers=headers, allow_redirects=False) as response:
+                status, retry_after = response.status, response.headers.get("retry-after")
+                # a bounded read: an endpoint's answer is kept as an excerpt, whatever it sends
+                head = await response.content.read(_RESPONSE_EXCERPT * 4)
+            excerpt = head.decode(errors="replace")[:_RESPONSE_EXCERPT]
             if not 200 <= status < 300:
                 error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
         except EndpointUrlError as exc:
             error = str(exc)
-        except httpx.TimeoutException:
+        except TimeoutError:
             error = f"no answer within {self._settings.timeout_s:.0f} s"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = f"{exc.__class__.__name__}: {exc}"
         latency_ms = (time.monotonic() - started) * 1000
         self._metrics.attempts.labels(endpoint.id, "ok" if error is None else "failed").inc()
@@ -177,6 +174,19 @@ class Dispatcher:
         return Attempt(
             endpoint.id, event_id, recipient, seq, number, at, status, latency_ms, excerpt, error
         ), retry_after
+
+    def _client(self) -> aiohttp.ClientSession:
+        """The HTTP client, made on the dispatcher's loop at first use. aiohttp rather than httpx: sending is what
+        bounds a node's webhook throughput, and aiohttp sends about twice as many requests per core. The pool has
+        no limit of its own: per-endpoint concurrency is the dispatcher's (max_in_flight)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._settings.timeout_s),
+                connector=aiohttp.TCPConnector(limit=0),
+                headers={"user-agent": "hubstream-webhooks"},
+                auto_decompress=False,
+            )
+        return self._session
 
     async def _capacity(self) -> dict[str, int]:
         """How many more requests each enabled endpoint may have open (``max_in_flight`` each, ``claim_batch`` in
