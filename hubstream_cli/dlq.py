@@ -39,7 +39,7 @@ def replay(
             "--filter",
             metavar="NAME=VALUE",
             help=f"NAME=VALUE a record must match (repeatable, all must match); "
-            f"NAME: {', '.join(dlq_replay.FILTER_NAMES)}",
+            f"NAME: {', '.join(dlq_replay.FILTER_NAMES)}. The letters a filter skips stay for a later run",
         ),
     ] = None,
     group: Annotated[
@@ -65,6 +65,11 @@ def replay(
 
     The group's offsets are committed once every record was acknowledged, so a re-run replays only what was
     dead-lettered since. A run that stops early replays the same records again (consumers dedupe by eventId).
+
+    With --filter, the group's offset stops at the first letter the filters skipped, and the commit remembers
+    what the run replayed past it: a later run without the filter (or with another) replays exactly the letters
+    not replayed yet, and re-running the same filter replays only what was dead-lettered since. --from-beginning
+    replays every matching letter again.
     """
     filters = dlq_replay.parse_filters(filter_ or [])
     settings = with_local_stack(load_settings(state_dir))
@@ -108,7 +113,10 @@ def _print_summary(summary: ReplaySummary) -> None:
     table.add_section()
     table.add_row("[bold]total[/]", str(summary.matched if summary.dry_run else summary.replayed))
     console.print(table)
-    console.print(f"read {summary.read}, not matching the filters {summary.filtered_out}")
+    console.print(
+        f"read {summary.read}, not matching the filters {summary.filtered_out}, "
+        f"already replayed by an earlier run {summary.already_replayed}"
+    )
     if summary.skipped_not_dead_letters:
         console.print(f"[yellow]skipped {summary.skipped_not_dead_letters} record(s) that are not dead letters[/]")
     if summary.dry_run:
@@ -116,6 +124,11 @@ def _print_summary(summary: ReplaySummary) -> None:
     else:
         offsets = ", ".join(f"{p}→{o}" for p, o in sorted(summary.committed.items())) or "unchanged"
         console.print(f"[green]committed group {summary.group}[/]: {offsets}")
+        if summary.left_for_later:
+            console.print(
+                f"{summary.left_for_later} letter(s) the filters skipped stay for a later run "
+                "(the group's offset stops at the first of them)"
+            )
 
 
 def _print_listed(summary: ReplaySummary) -> None:

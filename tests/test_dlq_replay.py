@@ -1,5 +1,6 @@
-"""Replaying dead letters over the real broker: byte-for-byte re-publishing, filters, resuming from the
-commit, dry runs, other targets, records that are not dead letters, and the errors a person meets.
+"""Replaying dead letters over the real broker: byte-for-byte re-publishing, filters (which leave the letters
+they skip to a later run), resuming from the commit, bounded in-flight acks, dry runs, other targets, records
+that are not dead letters, and the errors a person meets.
 
 The dead letters are made the way the worker makes them: records are produced to a source topic, consumed
 back, and written to ``<topic>.dlq`` with ``dead_letter_headers`` of the real consumed messages.
@@ -18,11 +19,21 @@ import pytest
 from confluent_kafka import Message, Producer
 
 from devstack.topics import ensure_topics
+from hubstream.errors import BrokerError
 from hubstream.settings import Settings
 from kafka_consumer import dead_letters as dlq
-from kafka_consumer.admin.dlq_replay import FILTER_NAMES, ReplaySummary, default_group, parse_filters, replay
+from kafka_consumer.admin.dlq_reader import METADATA_BUDGET, FilteredRun, Ledger, decode_ledger, encode_runs
+from kafka_consumer.admin.dlq_replay import (
+    FILTER_NAMES,
+    InFlight,
+    ReplaySummary,
+    default_group,
+    parse_filters,
+    replay,
+)
 from kafka_consumer.admin.replay_errors import ReplayIncompleteError, TopicNotFoundError, UnknownFilterError
 from kafka_consumer.records import record_of
+from kafka_producer.producer import Delivery
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.readers import read_all
 
@@ -148,21 +159,134 @@ def _count(letters: dict[tuple[int, int], Message], partition: int) -> int:
 
 def test_a_filter_selects_and_a_rerun_continues_after_the_commit(dead: Dlq) -> None:
     first = dead.replay(filters={"error-class": "ValueError"})
-    assert (first.read, first.matched, first.replayed) == (6, 3, 3)
+    assert (first.read, first.matched, first.replayed, first.left_for_later) == (6, 3, 3, 3)
     assert {m.value() for m in dead.replayed()} == {dead_value(i) for i in (0, 2, 4)}
 
-    assert dead.replay(filters={"error-class": "ValueError"}).read == 0  # committed: nothing new
+    rerun = dead.replay(filters={"error-class": "ValueError"})
+    assert (rerun.matched, rerun.replayed, rerun.left_for_later) == (0, 0, 3)  # nothing new
+    assert len(dead.replayed()) == 3
 
     late = dead.originals[next(iter(dead.originals))]
     dead.dead_letter(late, ValueError("failed again"))
     again = dead.replay(filters={"error-class": "ValueError"})
-    assert (again.read, again.replayed) == (1, 1)
+    assert (again.matched, again.replayed) == (1, 1)
 
     everything = dead.replay(
         filters={"error-class": "ValueError", "consumer-group": "orders-workers"}, from_beginning=True
     )
     assert (everything.read, everything.replayed) == (7, 4)
     assert len(dead.replayed()) == 3 + 1 + 4
+
+
+def test_a_filtered_run_leaves_the_letters_it_skipped_to_a_plain_run(dead: Dlq) -> None:
+    letters = read_all(dead.broker, dead.topic, PARTITIONS)
+    group = default_group(dead.topic)
+    filtered = dead.replay(filters={"error-class": "ConnectionError"})
+    assert (filtered.replayed, filtered.left_for_later) == (3, 3)
+    # the group's offset stops at the first letter the filter skipped, in each partition
+    skipped = [m for m in letters if _error(m) == "ValueError"]
+    stops = {
+        p: min((m.offset() for m in skipped if m.partition() == p), default=_end(letters, p)) for p in range(PARTITIONS)
+    }
+    assert dead.broker.committed(group, dead.topic, PARTITIONS) == stops
+    # replayed by the filtered run, yet after where the group stopped: the commit's metadata says so
+    beyond = sum(1 for m in letters if _error(m) == "ConnectionError" and m.offset() > stops[m.partition()])
+    assert beyond > 0
+
+    plain = dead.replay()
+    assert (plain.matched, plain.replayed, plain.already_replayed, plain.left_for_later) == (3, 3, beyond, 0)
+    assert {record.error_class for record in plain.listed} == {"ValueError"}  # exactly the skipped letters
+    assert sorted(m.value() for m in dead.replayed()) == [dead_value(i) for i in range(6)]  # each once
+    assert dead.broker.committed(group, dead.topic, PARTITIONS) == _ends(letters)
+    assert dead.replay().read == 0
+
+
+def test_two_filters_that_cover_every_letter_move_the_group_to_the_end(dead: Dlq) -> None:
+    letters = read_all(dead.broker, dead.topic, PARTITIONS)
+    assert dead.replay(filters={"error-class": "ValueError"}).replayed == 3
+    other = dead.replay(filters={"error-class": "ConnectionError"})
+    assert (other.replayed, other.left_for_later) == (3, 0)
+    assert dead.broker.committed(default_group(dead.topic), dead.topic, PARTITIONS) == _ends(letters)
+    assert dead.replay().read == 0
+    assert sorted(m.value() for m in dead.replayed()) == [dead_value(i) for i in range(6)]
+
+
+def _error(message: Message) -> str:
+    return dlq.read_dead_letter(record_of(message)).error_class
+
+
+def _end(letters: list[Message], partition: int) -> int:
+    """The offset after a partition's last letter, as committed (-1001: an empty partition is never committed)."""
+    return sum(1 for m in letters if m.partition() == partition) or -1001
+
+
+def _ends(letters: list[Message]) -> dict[int, int]:
+    return {p: _end(letters, p) for p in range(PARTITIONS)}
+
+
+def test_replay_holds_at_most_max_in_flight_acks(dead: Dlq) -> None:
+    original = dead.originals[next(iter(dead.originals))]
+    produce(
+        dead.broker,
+        dead.topic,
+        [
+            (original.key(), original.value(), dlq.dead_letter_headers(record_of(original), ValueError(i), 1, "g"))
+            for i in range(30)
+        ],
+    )
+    bounded = dead.replay(max_in_flight=4)
+    assert (bounded.matched, bounded.replayed) == (36, 36)
+    assert bounded.peak_in_flight == 4  # reached, never passed
+
+    by_bytes = dead.replay(from_beginning=True, max_in_flight_bytes=len(original.value()))  # one record at a time
+    assert (by_bytes.replayed, by_bytes.peak_in_flight) == (36, 1)
+    assert len(dead.replayed()) == 72
+
+
+def test_a_full_window_awaits_its_oldest_ack_and_a_failed_ack_stops_the_run() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        window = InFlight(max_records=2, max_bytes=1_000)
+        acks: list[asyncio.Future[Delivery]] = [loop.create_future() for _ in range(3)]
+        window.add(acks[0], 10)
+        window.add(acks[1], 10)
+        room = asyncio.ensure_future(window.make_room(10))
+        await asyncio.sleep(0)
+        acks[1].set_result(Delivery("t", 0, 1, None))  # a newer ack frees nothing: the oldest is awaited
+        await asyncio.sleep(0)
+        assert not room.done()
+        acks[0].set_result(Delivery("t", 0, 0, None))
+        await room
+        window.add(acks[2], 10)
+        assert (window.peak, window.acknowledged) == (2, 1)
+        acks[2].set_exception(BrokerError("refused"))
+        with pytest.raises(BrokerError, match=r"not acknowledged \(after 2 that were\): refused"):
+            await window.drain()
+
+    asyncio.run(scenario())
+
+
+def test_a_ledger_covers_what_earlier_runs_replayed_and_fits_the_commit_metadata() -> None:
+    value_errors = FilteredRun({"error-class": "ValueError"}, 10)
+    ledger = Ledger(3, (value_errors,))
+    assert ledger.covers(2, {"error-class": "ConnectionError"})  # before the committed offset
+    assert ledger.covers(5, {"error-class": "ValueError"}) and not ledger.covers(10, {"error-class": "ValueError"})
+    assert not ledger.covers(5, {"error-class": "ConnectionError"})
+    assert not ledger.covers(5, {})  # a field the letter lacks matches no filter
+
+    further = ledger.moved(4, FilteredRun({"error-class": "ValueError"}, 12))
+    assert further == Ledger(4, (FilteredRun({"error-class": "ValueError"}, 12),))  # one run per filter set
+    assert ledger.moved(10, None) == Ledger(10)  # a run that ends at the offset says nothing more
+    text, left_out = encode_runs(further.runs)
+    assert (decode_ledger(4, text), left_out) == (further, 0)
+
+    many = [FilteredRun({"key": f"customer-{i}-" * 10}, 100 + i) for i in range(40)]
+    text, left_out = encode_runs(many)
+    kept = decode_ledger(0, text).runs
+    assert len(text) <= METADATA_BUDGET and left_out == 40 - len(kept) > 0
+    assert {run.upto for run in kept} == set(range(140 - len(kept), 140))  # those that read furthest stay
+    for garbage in ("", "not json", "[" * 5000, '{"v": 2}', '{"v": 1, "replayed": [{"filter": 3}]}'):
+        assert decode_ledger(7, garbage) == Ledger(7)
 
 
 def dead_value(i: int) -> bytes:
@@ -275,6 +399,7 @@ def test_cli_replays_and_prints_the_summary(dead: Dlq) -> None:
     assert result.returncode == 0, result.stderr
     assert dead.source in result.stderr and "read 6, not matching the filters 3" in result.stderr
     assert f"committed group {default_group(dead.topic)}" in result.stderr
+    assert "3 letter(s) the filters skipped stay for a later run" in result.stderr
     assert len(dead.replayed()) == 3
 
 
