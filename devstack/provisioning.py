@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from devstack.topics import ensure_topics
 from hubstream import kafka_config
 from hubstream.settings import Settings
+from kafka_consumer.dead_letters import topic_config as dead_letter_topic_config
 from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 
@@ -34,7 +35,9 @@ def provision(settings: Settings, *, default_partitions: int = 3) -> Provisioned
     dead_letters = {name + suffix: n for name, n in topics.items()} if settings.consumer.dead_letter else {}
     created: list[str] = []
     if settings.profile != "eventhubs":
-        created = ensure_topics(AdminClient(kafka_config.admin_config(settings)), {**topics, **dead_letters})
+        admin = AdminClient(kafka_config.admin_config(settings))
+        room = dict.fromkeys(dead_letters, dead_letter_topic_config(settings))  # a dead letter's headers fit too
+        created = ensure_topics(admin, {**topics, **dead_letters}, room)
     registry = SchemaRegistry.from_settings(settings)
     try:
         schema_ids = {name: registry.register(contract) for name, contract in catalog.contracts.items()}

@@ -10,12 +10,20 @@ from hubstream.errors import BrokerError
 _ADMIN_TIMEOUT_S = 15.0
 
 
-def ensure_topics(admin: AdminClient, partitions_by_topic: dict[str, int]) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. Existing topics are left as they are."""
+def ensure_topics(
+    admin: AdminClient, partitions_by_topic: dict[str, int], configs: dict[str, dict[str, str]] | None = None
+) -> list[str]:
+    """Create the topics that do not exist yet (with ``configs[name]``, if given); returns the names created.
+    Existing topics are left as they are."""
     if not partitions_by_topic:
         return []
     existing = set(admin.list_topics(timeout=_ADMIN_TIMEOUT_S).topics)
-    wanted = [NewTopic(name, num_partitions=n) for name, n in partitions_by_topic.items() if name not in existing]
+    configs = configs or {}
+    wanted = [
+        NewTopic(name, num_partitions=n, config=configs.get(name, {}))
+        for name, n in partitions_by_topic.items()
+        if name not in existing
+    ]
     if not wanted:
         return []
     created: list[str] = []

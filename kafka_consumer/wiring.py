@@ -8,10 +8,10 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from hubstream import kafka_config
 from hubstream.errors import ConfigurationError
 from hubstream.settings import Settings
 from kafka_consumer.dead_letters import DeadLetterWriter
+from kafka_consumer.dead_letters import producer_config as dead_letter_producer_config
 from kafka_consumer.handlers import Handler
 from kafka_consumer.options import WorkerOptions
 from kafka_consumer.processing import Processor
@@ -52,7 +52,7 @@ def build_worker(
         serde = AvroSerde(resources.enter_context(SchemaRegistry.from_settings(settings)))
 
         def dead_letters() -> DeadLetterWriter:
-            producer = AsyncProducer(kafka_config.producer_config(settings))
+            producer = AsyncProducer(dead_letter_producer_config(settings))  # with room for the headers
             return DeadLetterWriter(producer, group=group, suffix=options.dead_letter_suffix)
 
         made: Processor

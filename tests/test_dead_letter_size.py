@@ -13,13 +13,13 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import NewTopic
 
+from devstack.provisioning import provision
 from hubstream.settings import Settings
 from kafka_consumer import dead_letters as dlq
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.failures import PermanentError, RetryPolicy, call_with_retries
-from kafka_consumer.processors.handler import HandlerProcessor
 from kafka_consumer.records import Record, record_of
-from kafka_producer.producer import AsyncProducer, Delivery, RecordTooLargeError
+from kafka_producer.producer import Delivery, RecordTooLargeError
 from schemas.contracts import Catalog
 from schemas.natural import NaturalJson
 from schemas.registry import SchemaRegistry
@@ -158,23 +158,17 @@ def failing_on_big(handled: list[int]) -> Any:
 def test_a_failing_record_near_1_mb_is_dead_lettered_whole_with_its_headers_and_the_partition_moves_on(
     kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
 ) -> None:
-    topic = kafka_broker.create_topic("big", partitions=1)
+    topic = unique("big")
     settings = make_settings(kafka_broker, registry_emulator, write_catalog(tmp_path, {topic: CHAT}))
-    create_dead_letter_topic(kafka_broker, topic + ".dlq", dlq.topic_config(settings))
+    provision(settings, default_partitions=1)  # as `hubstream provision` makes them: the .dlq with its headroom
     small = encoded_chat(settings, topic, 200)
     big = encoded_chat(settings, topic, 1_000_000 - 100)
     produce(kafka_broker, topic, [small, big, small])
     handled: list[int] = []
     group = unique("big")
 
-    def processor(serde: AvroSerde, _: Any) -> HandlerProcessor:
-        # the dead-letter producer as dead_letters.producer_config builds it (with its 64 KiB headroom)
-        def dead_letters() -> dlq.DeadLetterWriter:
-            return dlq.DeadLetterWriter(AsyncProducer(dlq.producer_config(settings)), group=group)
-
-        return HandlerProcessor(failing_on_big(handled), serde, dead_letters=dead_letters)
-
-    with running_worker(settings, group, [topic], processor=processor) as worker:
+    # the worker as `hubstream consume` builds it: its dead-letter producer has the 64 KiB headroom
+    with running_worker(settings, group, [topic], failing_on_big(handled)) as worker:
         wait_for(lambda: handled == [0, 2], "the record after the big one", 60)
         wait_for(lambda: kafka_broker.committed(group, topic, 1) == {0: 3}, "the commit past the big one", 30)
         assert worker.status().healthy

@@ -142,8 +142,8 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path
 ) -> None:
     topic = kafka_broker.create_topic("dlqfail", partitions=1)
-    # the dead-letter producer refuses records over 1000 bytes, so the poison with 1500 bytes of headers cannot be
-    # dead-lettered, not even without its value
+    # the dead-letter producer refuses records over 1000 bytes plus its 64 KiB headroom, so the poison with 80,000
+    # bytes of headers cannot be dead-lettered, not even without its value
     settings = make_settings(
         kafka_broker,
         registry_emulator,
@@ -153,7 +153,7 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     )
     poison = PoisonTopic(kafka_broker, settings, topic)
     poison.event("ok", 0)
-    poison.raw(b"\x07" * 2000, [("trace", b"t" * 1500)])  # undecodable
+    poison.raw(b"\x07" * 2000, [("trace", b"t" * 80_000)])  # undecodable
     poison.event("ok", 2)
     poison.flush()
     handled: list[int] = []
