@@ -119,6 +119,11 @@ def _print_summary(summary: ReplaySummary) -> None:
     )
     if summary.skipped_not_dead_letters:
         console.print(f"[yellow]skipped {summary.skipped_not_dead_letters} record(s) that are not dead letters[/]")
+    if summary.skipped_value_omitted:
+        console.print(
+            f"[yellow]skipped {summary.skipped_value_omitted} dead letter(s) kept without their value (too large "
+            "when dead-lettered): replay them from the original topic, see the log for where[/]"
+        )
     if summary.dry_run:
         console.print("dry run: nothing was published or committed")
     else:

@@ -414,3 +414,15 @@ def test_cli_errors_exit_2_and_help_names_every_option(kafka_broker: LocalKafka)
     for option in ("--topic", "--to", "--filter", "--group", "--from-beginning", "--dry-run", "--state-dir"):
         assert option in shown.stdout
     assert "Dead-letter topics." in hubstream(kafka_broker, "dlq", "--help").stdout
+
+
+def test_a_letter_kept_without_its_value_is_skipped_and_counted(dead: Dlq) -> None:
+    original = next(iter(dead.originals.values()))
+    producer = Producer({"bootstrap.servers": dead.broker.bootstrap_servers, "linger.ms": 0})
+    headers = dlq.dead_letter_headers(record_of(original), ValueError("too big"), 1, "orders-workers")
+    producer.produce(dead.topic, b"", key=original.key(), headers=headers + dlq.value_omitted_headers(original.value()))
+    assert producer.flush(10) == 0
+    summary = dead.replay()
+    assert summary.skipped_value_omitted == 1
+    assert summary.replayed == 6  # the six whole letters
+    assert all(m.value() for m in dead.replayed()), "an empty value was republished"

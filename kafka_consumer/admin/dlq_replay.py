@@ -88,6 +88,7 @@ class ReplaySummary:
     already_replayed: int = 0  # matching, but an earlier run of the group replayed them
     left_for_later: int = 0  # not matching, and no run replayed them yet: the group's offset stays before them
     skipped_not_dead_letters: int = 0
+    skipped_value_omitted: int = 0  # too large when dead-lettered: only headers were kept, there is nothing to send
     peak_in_flight: int = 0  # most records published and not yet acknowledged at one time
     by_target: dict[str, int] = field(default_factory=dict)
     committed: dict[int, int] = field(default_factory=dict)  # DLQ partition -> next offset of the replay group
@@ -95,7 +96,8 @@ class ReplaySummary:
 
     @property
     def filtered_out(self) -> int:
-        return self.read - self.matched - self.already_replayed - self.skipped_not_dead_letters
+        skipped = self.skipped_not_dead_letters + self.skipped_value_omitted
+        return self.read - self.matched - self.already_replayed - skipped
 
 
 def default_group(dlq_topic: str) -> str:
@@ -317,6 +319,19 @@ class _Replay:
                 "skipping a record that is not a dead letter: %s",
                 reason,
                 extra={"event": "dlq_replay_skipped", "dlq_topic": s.dlq_topic, "offset": record.offset},
+            )
+            return None
+        if letter.value_omitted is not None:
+            s.skipped_value_omitted += 1
+            log.warning(
+                "skipping %s: it was too large to dead-letter whole, so its value (%d bytes) was left out; the "
+                "original is %s[%d]@%d while retention keeps it",
+                record.where,
+                letter.value_omitted,
+                letter.original_topic,
+                letter.original_partition,
+                letter.original_offset,
+                extra={"event": "dlq_replay_value_omitted", "dlq_topic": s.dlq_topic, "offset": record.offset},
             )
             return None
         replayed_before = self.ledgers.get(record.partition, Ledger()).covers(record.offset, letter.fields)
