@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test check test-chaos bench bench-serde bench-producer bench-failover bench-delivery bench-webhooks install postgres kcat clean
+.PHONY: dev test check fuzz test-chaos bench bench-serde bench-producer bench-failover bench-delivery bench-webhooks install postgres kcat clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubstream needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -29,6 +29,12 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Schemathesis against the producer API and the registry emulator on a local stack of their own (free ports, a
+# temporary state dir), server-error check only, bounded per API (FUZZ_MAX_EXAMPLES, FUZZ_MAX_TIME: tests/fuzz.py).
+# Fails on any 5xx; the stack is stopped afterwards.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz
 
 test-chaos: $(STAMP) postgres
 	$(BIN)/python -m pytest -m chaos
