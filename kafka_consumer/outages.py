@@ -44,6 +44,8 @@ class Outage:
 
     def failed(self, error: BaseException) -> None:
         now = self._clock()
+        if self._since is not None and now < self._retry_at:
+            return  # another try of this window failed already (several partitions wait on one dependency)
         if self._since is None:
             self._since = now
         self._retry_at = now + self._backoff_s

@@ -21,7 +21,7 @@ from schemas.serde import AvroSerde
 from tests.fixtures.broker import LocalKafka, unique
 from tests.fixtures.events import chat_event
 from tests.fixtures.registry import running_emulator, start_emulator
-from tests.fixtures.services import CHAT, make_settings, produce_events, write_catalog
+from tests.fixtures.services import CHAT, Collected, make_settings, produce_events, running_worker, write_catalog
 from tests.fixtures.waiting import wait_for
 
 OUTAGE_S = 20
@@ -90,3 +90,40 @@ def test_the_archive_waits_out_a_registry_outage_and_archives_every_record_once(
     assert sum(len(o) for o in offsets.values()) == 40
     for p, found in offsets.items():
         assert sorted(found) == list(range(len(found))), f"partition {p}: every offset once, in order"
+
+
+def test_a_handler_worker_waits_out_a_registry_outage_and_handles_every_record_once(
+    kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    with running_emulator(tmp_path / "registry") as emulator:
+        topic = kafka_broker.create_topic("outage-handler", partitions=2)
+        settings = make_settings(kafka_broker, emulator, write_catalog(tmp_path, {topic: CHAT}))
+        produce_events(settings, topic, [chat_event(f"conv-{i % 4}", i) for i in range(20)])
+        newer = a_newer_version(Catalog.from_settings(settings).contract_for(topic))
+        later = encoded(settings, newer, [chat_event(f"conv-{i % 4}", 20 + i) for i in range(20)])
+        handled = Collected()
+        with running_worker(settings, unique("outage-handler"), [topic], handled) as worker:
+            handled.wait_for(20, timeout=60)
+            emulator.stop()
+            producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
+            for key, value, headers in later:
+                producer.produce(topic, value, key=key, headers=headers)
+            assert producer.flush(30) == 0
+            wait_for(
+                lambda: any("degraded" in p and "schema registry" in p for p in worker.status().problems),
+                "the worker reporting the outage",
+                timeout_s=30,
+            )
+            time.sleep(OUTAGE_S)
+            assert len(handled.events) == 20 and worker.status().state not in ("stopped", "stopping")
+            restarted = start_emulator(emulator.state_dir, port=emulator.port)
+            try:
+                events = handled.wait_for(40, timeout=90)
+                wait_for(lambda: worker.status().problems == [], "the worker healthy again", timeout_s=30)
+            finally:
+                restarted.stop()
+    assert sorted(e.value["sequence"] for e in events) == list(range(40))  # every record once
+    by_conversation: dict[str, list[int]] = {}
+    for e in events:
+        by_conversation.setdefault(e.value["conversationId"], []).append(e.value["sequence"])
+    assert all(seqs == sorted(seqs) for seqs in by_conversation.values()), "a conversation out of order"

@@ -4,8 +4,8 @@ The worker's poll thread hands each fetched record to its partition's lane; the 
 order allows (key_order.KeyOrderedQueue) and reports back through a thread-safe queue:
 
     Completed(lane, tp, offset)        the record is done: handled, or dead-lettered
-    Halted(lane, tp, offset, reason)   the record could not be finished (its dead letter could not be written,
-                                       or the registry stayed unreachable): the lane takes nothing more
+    Halted(lane, tp, offset, reason)   the record could not be finished (its dead letter could not be written):
+                                       the lane takes nothing more (a registry outage only makes it wait)
 
 (kafka_consumer.processing defines both.)
 
@@ -38,11 +38,15 @@ from kafka_consumer.failures import Failed, RetryPolicy, call_with_retries
 from kafka_consumer.handlers import Handler
 from kafka_consumer.loop_thread import LoopThread
 from kafka_consumer.metrics import WorkerMetrics
+from kafka_consumer.outages import Outage
 from kafka_consumer.processing import Completed, Halted, Lane, Report
 from kafka_consumer.processors.key_order import KeyOrderedQueue
 from kafka_consumer.records import Record
 
 log = logging.getLogger(__name__)
+
+_REGISTRY_FIRST_BACKOFF_S = 0.5
+_REGISTRY_MAX_BACKOFF_S = 30.0
 
 TP = tuple[str, int]
 R = TypeVar("R")
@@ -68,10 +72,6 @@ class _Lane:
     closed: bool = False
 
 
-class _Halt(Exception):  # noqa: N818 - a signal, not an error: "halt this lane, for this reason" (caught in _run)
-    pass
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -83,8 +83,10 @@ class Dispatcher:
         concurrency: int,
         threads: int,
         metrics: WorkerMetrics,
+        registry: Outage | None = None,
     ) -> None:
         self.group = group
+        self._registry = registry  # reports the worker degraded while records wait for the schema registry
         self.reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
         self._handler = handler
         self._async_handler = handler if handler is not None and inspect.iscoroutinefunction(handler) else None
@@ -249,8 +251,6 @@ class Dispatcher:
             failed = await self._handle(work, slot, lambda: self._started(slot, lane.tp, offset))
             if failed is None or await self._give_up(lane, record, failed):
                 self.reports.put(Completed(lane.id, lane.tp, offset))
-        except _Halt as halt:
-            self._halt(lane, offset, str(halt))
         except asyncio.CancelledError:
             raise  # revoked, lost or shutting down: not finished, so not reported
         except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit from a handler: stop the partition, say why
@@ -299,30 +299,28 @@ class Dispatcher:
         return failed
 
     async def _decode_again(self, work: Work) -> ConsumedEvent | Failed:
-        """Decode a record that met an unreachable registry; retried, and the partition halts if it stays down."""
+        """Decode a record that met an unreachable registry. It is tried again, with a capped backoff, for as long
+        as the registry is down (the worker reports degraded meanwhile): the partition waits, it does not halt."""
         assert work.decode is not None
         decode = work.decode
-        decoded: list[ConsumedEvent] = []
-        poison: list[BaseException] = []
-
-        async def attempt() -> None:
+        wait_s = _REGISTRY_FIRST_BACKOFF_S
+        while True:
             try:
-                decoded.append(await self._loop.run_in_executor(self._pool, decode, work.record))
-            except RegistryError:
-                raise
+                event = await self._loop.run_in_executor(self._pool, decode, work.record)
+            except RegistryError as exc:
+                log.warning("%s: schema registry unreachable, retrying in %.1f s: %s", work.record.where, wait_s, exc)
+                if self._registry is not None:
+                    self._registry.failed(exc)
+                await asyncio.sleep(wait_s)
+                wait_s = min(_REGISTRY_MAX_BACKOFF_S, wait_s * 2)
+                continue
             except Exception as exc:  # noqa: BLE001 - the record itself is bad: dead-letter it
-                poison.append(exc)
-
-        failed = await call_with_retries(
-            attempt,
-            self._retry,
-            on_retry=lambda error, n: log.warning(
-                "%s: schema registry unreachable (attempt %d): %s", work.record.where, n, error
-            ),
-        )
-        if failed is not None:
-            raise _Halt(f"the schema registry stayed unreachable after {failed.attempts} attempts: {failed.error}")
-        return Failed(poison[0], 0) if poison else decoded[0]
+                failed: ConsumedEvent | Failed = Failed(exc, 0)
+            else:
+                failed = event
+            if self._registry is not None:
+                self._registry.recovered()
+            return failed
 
     async def _call(self, event: ConsumedEvent, slot: tuple[int, int], started_attempt: Callable[[], None]) -> None:
         if self._async_handler is not None:

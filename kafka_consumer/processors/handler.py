@@ -16,6 +16,7 @@ from kafka_consumer.dead_letters import DeadLetterWriter
 from kafka_consumer.events import ConsumedEvent, decode_event
 from kafka_consumer.handlers import Handler
 from kafka_consumer.health import HandlerWatch
+from kafka_consumer.outages import Outage
 from kafka_consumer.processing import TP, Lane, Report, WorkerContext
 from kafka_consumer.processors.dispatch import Dispatcher, Work
 from kafka_consumer.records import Record
@@ -61,6 +62,7 @@ class HandlerProcessor:
             concurrency=options.key_concurrency,
             threads=options.handler_threads,
             metrics=context.metrics,
+            registry=Outage("the schema registry", lambda: context.health),
         )
         self._watch = HandlerWatch(
             context.health, options.handler_budget_s, options.stuck_after_s, options.drain_timeout_s
