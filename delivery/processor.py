@@ -35,6 +35,7 @@ from delivery.stores import MailboxStore
 from hubstream.errors import RegistryError, SerdeError
 from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
 from kafka_consumer.events import decode_event
+from kafka_consumer.outages import Outage
 from kafka_consumer.processing import TP, Completed, Halted, Lane, Report, WorkerContext
 from kafka_consumer.records import Record
 from schemas.contracts import Catalog, Contract
@@ -89,6 +90,7 @@ class DeliveryProcessor:
         self._pending: dict[int, int] = {}  # lane id -> records accepted and not yet reported
         self._drained = asyncio.Condition()
         self._dropped: set[int] = set()
+        self._outages: dict[str, Outage] = {}  # the registry, the store: what the writer is waiting for
 
     # --- the Processor protocol (poll thread) --------------------------------------------------------------
 
@@ -238,29 +240,24 @@ class DeliveryProcessor:
         )
 
     async def _retrying(self, what: str, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Retry until it works; the worker reports degraded while it does not."""
+        """Retry until it works, with a capped backoff; the worker reports degraded while it does not."""
+        outage = self._outages.get(what)
+        if outage is None:
+            health = lambda: self._context.health if self._context else None  # noqa: E731 - read when it fails
+            outage = self._outages[what] = Outage(
+                what, health, first_backoff_s=_FIRST_BACKOFF_S, max_backoff_s=_MAX_BACKOFF_S
+            )
         backoff = _FIRST_BACKOFF_S
-        failing_since: float | None = None
         while True:
             try:
                 result = await attempt()
             except (RegistryError, StoreUnavailableError) as exc:
                 self._metrics.store_errors.labels(operation).inc()
-                failing_since = failing_since or time.time()
-                self._degraded(what, f"{what} is failing ({exc}); retrying every {backoff:.1f} s")
-                log.warning(
-                    "%s failed, retrying in %.1f s: %s",
-                    what,
-                    backoff,
-                    exc,
-                    extra={"event": "delivery_retry", "operation": operation},
-                )
+                outage.failed(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(_MAX_BACKOFF_S, backoff * 2)
                 continue
-            if failing_since is not None:
-                self._degraded(what, None)
-                log.info("%s works again after %.1f s", what, time.time() - failing_since)
+            outage.recovered()
             return result
 
     async def _dead_letter(self, routed: _Routed) -> bool:
@@ -301,16 +298,6 @@ class DeliveryProcessor:
         else:
             self._pending.pop(report.lane, None)
             self._loop.create_task(self._notify_drained())
-
-    def _degraded(self, what: str, reason: str | None) -> None:
-        if self._context is None:
-            return
-        degraded = dict(self._context.health.degraded)
-        if reason is None:
-            degraded.pop(what, None)
-        else:
-            degraded[what] = reason
-        self._context.health.degraded = degraded
 
     async def _notify_drained(self) -> None:
         async with self._drained:
