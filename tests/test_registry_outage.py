@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from hubstream.settings import Settings
 from kafka_consumer.archive import ArchiveSink, archive_offsets
 from kafka_consumer.wiring import build_worker
 from schemas.contracts import Catalog, Contract
@@ -45,15 +46,22 @@ def encoded(settings: Any, contract: Contract, events: list[dict[str, Any]]) -> 
         ]
 
 
+def twenty_now_twenty_later(
+    broker: LocalKafka, emulator: Any, tmp_path: Path, name: str
+) -> tuple[str, Settings, list[tuple[str, bytes, Any]]]:
+    """A topic with 20 records of the catalog's contract, and 20 more encoded (not produced) with a newer version."""
+    topic = broker.create_topic(name, partitions=2)
+    settings = make_settings(broker, emulator, write_catalog(tmp_path, {topic: CHAT}))
+    produce_events(settings, topic, [chat_event(f"conv-{i % 4}", i) for i in range(20)])
+    newer = a_newer_version(Catalog.from_settings(settings).contract_for(topic))
+    return topic, settings, encoded(settings, newer, [chat_event(f"conv-{i % 4}", 20 + i) for i in range(20)])
+
+
 def test_the_archive_waits_out_a_registry_outage_and_archives_every_record_once(
     kafka_broker: LocalKafka, tmp_path: Path
 ) -> None:
     with running_emulator(tmp_path / "registry") as emulator:
-        topic = kafka_broker.create_topic("outage", partitions=2)
-        settings = make_settings(kafka_broker, emulator, write_catalog(tmp_path, {topic: CHAT}))
-        produce_events(settings, topic, [chat_event(f"conv-{i % 4}", i) for i in range(20)])
-        newer = a_newer_version(Catalog.from_settings(settings).contract_for(topic))
-        later = encoded(settings, newer, [chat_event(f"conv-{i % 4}", 20 + i) for i in range(20)])
+        topic, settings, later = twenty_now_twenty_later(kafka_broker, emulator, tmp_path, "outage")
 
         root = tmp_path / "archive"
         worker = build_worker(settings, group=unique("outage"), topics=[topic], sink=ArchiveSink(root, max_age_s=0.5))
@@ -96,11 +104,7 @@ def test_a_handler_worker_waits_out_a_registry_outage_and_handles_every_record_o
     kafka_broker: LocalKafka, tmp_path: Path
 ) -> None:
     with running_emulator(tmp_path / "registry") as emulator:
-        topic = kafka_broker.create_topic("outage-handler", partitions=2)
-        settings = make_settings(kafka_broker, emulator, write_catalog(tmp_path, {topic: CHAT}))
-        produce_events(settings, topic, [chat_event(f"conv-{i % 4}", i) for i in range(20)])
-        newer = a_newer_version(Catalog.from_settings(settings).contract_for(topic))
-        later = encoded(settings, newer, [chat_event(f"conv-{i % 4}", 20 + i) for i in range(20)])
+        topic, settings, later = twenty_now_twenty_later(kafka_broker, emulator, tmp_path, "outage-handler")
         handled = Collected()
         with running_worker(settings, unique("outage-handler"), [topic], handled) as worker:
             handled.wait_for(20, timeout=60)
