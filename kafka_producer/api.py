@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from hubstream import kafka_config
@@ -25,6 +27,7 @@ from hubstream.errors import (
 from hubstream.settings import Settings
 from kafka_producer.access import Access, PublishAuthError, host_allowed, is_json, is_loopback
 from kafka_producer.body import RejectedRequestError, parse_json, safe_text
+from kafka_producer.metrics import ProducerMetrics, RequestMetrics
 from kafka_producer.openapi import install_openapi, publish_responses
 from kafka_producer.producer import AsyncProducer, RecordTooLargeError
 from kafka_producer.publisher import EventPublisher, Prepared, Published
@@ -106,7 +109,10 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         version="0.1.0",
         lifespan=lifespan,
     )
-    _install_error_handlers(app, settings.api.max_problems)
+    metrics = ProducerMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    _install_error_handlers(app, settings.api.max_problems, metrics)
     access = Access(settings)
     if is_loopback(settings.api.host):
         _check_host_header(app)
@@ -150,7 +156,14 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         def prepare() -> Prepared:
             return pub.prepare(topic, _event_json(body, schema), max_problems=settings.api.max_problems)
 
-        published = await pub.send_prepared(topic, await _off_the_loop_if_large(body, prepare))
+        prepared = await _off_the_loop_if_large(body, prepare)
+        started = time.monotonic()
+        try:
+            published = await pub.send_prepared(topic, prepared)
+        except BrokerError:
+            metrics.published(topic, started, ok=0, failed=1)
+            raise
+        metrics.published(topic, started, ok=1, failed=0)
         return PublishedEvent(**published.as_json())
 
     @app.post(
@@ -172,7 +185,11 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
             events = _batch_json(body, schema, settings.api.max_batch_events)
             return pub.prepare_batch(topic, events, max_problems=settings.api.max_problems)
 
-        outcomes = await pub.send_batch(topic, await _off_the_loop_if_large(body, prepare))
+        prepared = await _off_the_loop_if_large(body, prepare)
+        started = time.monotonic()
+        outcomes = await pub.send_batch(topic, prepared)
+        failed_sends = sum(isinstance(o, BrokerError) for o in outcomes)
+        metrics.published(topic, started, ok=len(outcomes) - failed_sends, failed=failed_sends)
         unavailable = [o for o in outcomes if isinstance(o, BrokerUnavailableError)]
         if unavailable and len(unavailable) == len(outcomes):
             raise unavailable[0]
@@ -181,6 +198,10 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
         result = BatchResult(topic=topic, failed=failed, results=results)
         # 207: a client that checks only the status cannot take a partly failed batch for a success
         return JSONResponse(result.model_dump(), status_code=207) if failed else result
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -289,7 +310,7 @@ def _check_host_header(app: FastAPI) -> None:
         return await call_next(request)
 
 
-def _install_error_handlers(app: FastAPI, max_problems: int) -> None:
+def _install_error_handlers(app: FastAPI, max_problems: int, metrics: ProducerMetrics) -> None:
     """Map domain errors to HTTP in one place."""
 
     @app.exception_handler(RejectedRequestError)
@@ -304,7 +325,8 @@ def _install_error_handlers(app: FastAPI, max_problems: int) -> None:
         return response
 
     @app.exception_handler(EventValidationError)
-    async def invalid_event(_: Request, exc: EventValidationError) -> JSONResponse:
+    async def invalid_event(request: Request, exc: EventValidationError) -> JSONResponse:
+        metrics.validation_failures.labels(str(request.path_params.get("topic", ""))).inc()
         problems = [{"path": path, "problem": problem} for path, problem in exc.problems[:max_problems]]
         return _error(422, "InvalidEvent", str(exc), problems=problems, problemCount=exc.total)
 
