@@ -268,7 +268,8 @@ def ensure_bindable(host: str, port: int, what: str) -> None:
 
 def _format(jvm: list[str], config: Path, log_file: Path) -> None:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    argv = [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+    # "--cluster-id=": a URL-safe base64 id starts with "-" once in 64, which argparse would take for an option
+    argv = [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "--config", str(config)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as log:

@@ -10,6 +10,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -449,3 +450,15 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
     finally:
         consumer.close()
+
+
+def test_a_cluster_id_that_starts_with_a_dash_formats_and_starts(
+    private_broker: Callable[..., KafkaBroker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # URL-safe base64 of a first byte 0xF8 begins with "-": once in 64 starts, the format step took it for an option
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xf8" + b"\x01" * 15))
+    broker = private_broker()
+    assert broker.formatted
+    meta = (broker.data_dir / "meta.properties").read_text()
+    assert "cluster.id=-" in meta
+    produce(broker.bootstrap_servers, "dash-cluster", [b"one"])
