@@ -16,7 +16,6 @@ These tests skip when java, javac, mvn or keytool is missing, and fail instead u
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,8 +23,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +34,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from devstack.provisioning import Provisioned, provision
+from hubstream.files import locked
 from hubstream.settings import Settings
 from schemas.contracts import Catalog, Contract, load_contracts
 from schemas.emulator.content import json_value_key
@@ -116,7 +115,7 @@ def build_java_app(root: Path) -> Path:
         digest.update(hashlib.sha256(part).digest())
     target = root / f"java-interop-{digest.hexdigest()[:16]}"
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{target.name}.lock"):
+    with locked(root / f"{target.name}.lock"):
         if _usable(target):
             return target
         shutil.rmtree(target, ignore_errors=True)
@@ -146,16 +145,6 @@ def _checked(argv: Sequence[str], timeout_s: float = 300) -> None:
     result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, check=False)
     if result.returncode != 0:
         pytest.fail(f"{argv[0]} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # the stack the Java program talks to: a fresh topic and a fresh schema group, provisioned
