@@ -283,7 +283,8 @@ def test_websocket_streams_the_same_frames_and_takes_ack_and_resume(chat_setup: 
     settings, topic = chat_setup
     with running_node(settings, [topic], group=unique("delivery")) as node:
         produce_events(settings, topic, [chat_event("c", i, userId="w") for i in range(4)])
-        url = node.url.replace("http://", "ws://") + f"/v1/mailboxes/w/ws?access_token={token('w')}"
+        mailbox = node.url.replace("http://", "ws://") + "/v1/mailboxes/w/ws?access_token="
+        url = mailbox + token("w")
         with connect(url, open_timeout=10) as ws:
             frames = [json.loads(ws.recv(timeout=20)) for _ in range(4)]
             assert [f["data"]["event"]["sequence"] for f in frames] == [0, 1, 2, 3]
@@ -296,7 +297,7 @@ def test_websocket_streams_the_same_frames_and_takes_ack_and_resume(chat_setup: 
             assert [f["data"]["event"]["sequence"] for f in again] == [1, 2, 3]
             ws.send("not json")
             assert json.loads(ws.recv(timeout=10))["event"] == "error"
-        with pytest.raises(InvalidStatus) as refused, connect(url.replace(token("w"), token("x")), open_timeout=10):
+        with pytest.raises(InvalidStatus) as refused, connect(mailbox + token("x"), open_timeout=10):
             pass
         assert refused.value.response.status_code == 403
 
