@@ -176,6 +176,8 @@ class AsyncProducer:
                 raise delivery_error(exc.args[0], topic) from exc
 
     def broker_reachable(self, timeout_s: float = 2.0) -> bool:
+        if self._stopping.is_set():
+            return False
         try:
             self._producer.list_topics(timeout=timeout_s)
         except KafkaException:
@@ -184,12 +186,18 @@ class AsyncProducer:
 
     async def close(self, timeout_s: float = 10.0) -> int:
         """Deliver what is queued (bounded), then stop the poll thread. Returns records left undelivered."""
+        if self._stopping.is_set():
+            return 0  # closed already
         left = await asyncio.to_thread(self._producer.flush, timeout_s)
         self._stopping.set()
         await asyncio.to_thread(self._poller.join, self._poll_timeout_s * 20)
-        self._hand_over()  # what flush() delivered
         if left:
             log.error("%d records were not delivered before the producer closed", left)
+            self._producer.purge()  # their futures fail now, and the close below has nothing to wait for
+            self._producer.flush(0)
+        self._hand_over()  # what flush() delivered or purged
+        # Without this the client's threads keep reconnecting to the brokers until garbage collection.
+        await asyncio.to_thread(self._producer.close)
         return int(left)
 
 

@@ -4,12 +4,15 @@ handed to the loop together, and a rejected record fails only its own future."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+from pathlib import Path
 
 import pytest
 
 from hubstream import kafka_config
 from hubstream.settings import Settings
-from kafka_producer.producer import AsyncProducer, RecordTooLargeError
+from kafka_producer.producer import AsyncProducer, BrokerError, RecordTooLargeError
 from tests.fixtures.broker import LocalKafka
 
 pytestmark = pytest.mark.asyncio
@@ -55,3 +58,30 @@ async def test_a_record_over_the_size_limit_fails_alone(kafka_broker: LocalKafka
         cancelled.cancel()  # the awaiting request went away: its outcome is dropped quietly
         deliveries = await asyncio.gather(*small)
     assert sorted(d.offset for d in deliveries) == list(range(10))
+
+
+def native_threads() -> int:
+    """librdkafka's threads in this process (named rdk:main, rdk:broker…)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended while listing
+            names.append(Path(f"/proc/self/task/{task}/comm").read_text())
+    return sum(name.startswith("rdk:") for name in names)
+
+
+async def test_close_stops_the_client_and_fails_what_it_could_not_deliver() -> None:
+    before = native_threads()
+    unreachable = {"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 60_000}
+    producer = AsyncProducer(unreachable)
+    pending = producer.send("nowhere", b"x")
+    assert native_threads() > before
+    assert await producer.close(timeout_s=0.5) == 1
+    with pytest.raises(BrokerError):
+        await asyncio.wait_for(pending, 5)  # purged, not left hanging
+    assert await producer.close() == 0  # a second close is harmless
+    assert not producer.broker_reachable()
+    for _ in range(50):  # the client's threads end shortly after close()
+        if native_threads() <= before:
+            break
+        await asyncio.sleep(0.1)
+    assert native_threads() <= before
