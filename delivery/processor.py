@@ -32,6 +32,8 @@ from delivery.mailbox import Delivery, StoreUnavailableError
 from delivery.metrics import DeliveryMetrics
 from delivery.routing import NoRecipientError, Route
 from delivery.stores import MailboxStore
+from delivery.traces import mailbox_write_spans
+from hubstream import tracing
 from hubstream.errors import RegistryError, SerdeError
 from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
 from kafka_consumer.events import decode_event
@@ -166,6 +168,7 @@ class DeliveryProcessor:
                 await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[tuple[Lane, Record]]) -> None:
+        taken_ns = time.time_ns() if tracing.enabled() else 0
         routed = self._route_inline(batch)
         if routed is None:
             routed = await self._retrying(
@@ -177,6 +180,10 @@ class DeliveryProcessor:
         if deliveries:
             self._metrics.write_seconds.observe(time.monotonic() - started)
         self._count(routed, len(deliveries) - stored)
+        if taken_ns:
+            group = self._context.group if self._context else ""
+            written = [(r.record, len(r.deliveries), r.poison) for r in routed]
+            mailbox_write_spans(written, group=group, started_ns=taken_ns)
         for r in routed:
             if r.poison is not None and not await self._dead_letter(r):
                 continue
