@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from hubstream import kafka_config
+from hubstream import kafka_config, tracing
 from hubstream.errors import (
     BrokerError,
     BrokerUnavailableError,
@@ -32,6 +32,7 @@ from kafka_producer.openapi import install_openapi, publish_responses
 from kafka_producer.producer import AsyncProducer, RecordTooLargeError
 from kafka_producer.publisher import EventPublisher, Prepared, Published
 from kafka_producer.readiness import ContractIds
+from kafka_producer.request_spans import RequestSpans
 from schemas.contracts import Catalog
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
@@ -112,6 +113,8 @@ def create_app(settings: Settings, service_factory: Callable[[Settings], Produce
     metrics = ProducerMetrics()
     app.state.metrics = metrics
     app.add_middleware(RequestMetrics, metrics=metrics)
+    if tracing.enabled():  # configure_tracing ran first (hubstream produce-api does at start-up)
+        app.add_middleware(RequestSpans)
     _install_error_handlers(app, settings.api.max_problems, metrics)
     access = Access(settings)
     if is_loopback(settings.api.host):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from hubstream import tracing
 from hubstream.errors import BrokerError, BrokerUnavailableError, EventValidationError
 from kafka_producer.producer import AsyncProducer, Delivery
 from schemas.contracts import Catalog, Contract, TopicBinding
@@ -83,19 +87,37 @@ class EventPublisher:
         return prepared
 
     async def publish(self, topic: str, event: Any) -> Published:
-        prepared = self.prepare(topic, event)
-        return await self._send(topic, prepared)
+        return await self.send_prepared(topic, self.prepare(topic, event))
 
     async def publish_batch(self, topic: str, events: Sequence[Any]) -> list[Published | BrokerError]:
         """Validate every event first (nothing is sent if one is invalid), then send all in one round of acks."""
         return await self.send_batch(topic, self.prepare_batch(topic, events))
 
     async def send_prepared(self, topic: str, prepared: Prepared) -> Published:
-        return await self._send(topic, prepared)
+        if not tracing.enabled():
+            return await self._send(topic, prepared)
+        with _send_span(topic) as span:  # its traceparent goes into the record's headers
+            published = await self._send(topic, prepared, tracing.trace_headers())
+            span.set_attribute(tracing.MESSAGING_PARTITION, str(published.partition))
+            span.set_attribute(tracing.MESSAGING_OFFSET, published.offset)
+            return published
 
     async def send_batch(self, topic: str, prepared: Sequence[Prepared]) -> list[Published | BrokerError]:
         """Send validated events in one round of acknowledgements; each outcome is a Published or its error."""
-        results = await asyncio.gather(*(self._send(topic, p) for p in prepared), return_exceptions=True)
+        if not tracing.enabled():
+            return await self._send_all(topic, prepared, [])
+        with _send_span(topic, count=len(prepared)) as span:  # one span; every record carries it
+            outcomes = await self._send_all(topic, prepared, tracing.trace_headers())
+            failed = sum(isinstance(o, BrokerError) for o in outcomes)
+            if failed:
+                span.set_status(StatusCode.ERROR, f"{failed} of {len(outcomes)} records not acknowledged")
+            return outcomes
+
+    async def _send_all(
+        self, topic: str, prepared: Sequence[Prepared], trace_headers: list[tuple[str, bytes]]
+    ) -> list[Published | BrokerError]:
+        sends = (self._send(topic, p, trace_headers) for p in prepared)
+        results = await asyncio.gather(*sends, return_exceptions=True)
         out: list[Published | BrokerError] = []
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, BrokerError):
@@ -103,8 +125,11 @@ class EventPublisher:
             out.append(result)
         return out
 
-    async def _send(self, topic: str, prepared: Prepared) -> Published:
-        future = self._producer.send(topic, prepared.encoded.value, key=prepared.key, headers=prepared.encoded.headers)
+    async def _send(
+        self, topic: str, prepared: Prepared, trace_headers: list[tuple[str, bytes]] | None = None
+    ) -> Published:
+        headers = prepared.encoded.headers + trace_headers if trace_headers else prepared.encoded.headers
+        future = self._producer.send(topic, prepared.encoded.value, key=prepared.key, headers=headers)
         try:
             delivery: Delivery = await asyncio.wait_for(future, self._delivery_timeout_s)
         except TimeoutError:
@@ -112,3 +137,15 @@ class EventPublisher:
                 f"no acknowledgement from the broker for {topic!r} within {self._delivery_timeout_s:.0f} s"
             ) from None
         return Published(delivery.topic, delivery.partition, delivery.offset, prepared.encoded.schema_id)
+
+
+def _send_span(topic: str, *, count: int | None = None) -> AbstractContextManager[Span]:
+    attributes: dict[str, str | int] = {
+        tracing.MESSAGING_SYSTEM: "kafka",
+        tracing.MESSAGING_DESTINATION: topic,
+        tracing.MESSAGING_OPERATION_TYPE: "send",
+        tracing.MESSAGING_OPERATION_NAME: "send",
+    }
+    if count is not None:
+        attributes[tracing.MESSAGING_BATCH_COUNT] = count
+    return tracing.tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes)
