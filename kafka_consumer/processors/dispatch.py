@@ -21,6 +21,7 @@ plain handler can run at all, and the worker reports unhealthy (kafka_consumer.h
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import queue
@@ -31,6 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from opentelemetry.trace import SpanKind, StatusCode
+
+from hubstream import tracing
 from hubstream.errors import RegistryError
 from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
 from kafka_consumer.events import ConsumedEvent
@@ -247,8 +251,12 @@ class Dispatcher:
         record = work.record
         offset = record.offset
         slot = (lane.id, offset)
+        started = lambda: self._started(slot, lane.tp, offset)  # noqa: E731 - called on each attempt
         try:
-            failed = await self._handle(work, slot, lambda: self._started(slot, lane.tp, offset))
+            if tracing.enabled():
+                failed = await self._handle_in_span(work, slot, started)
+            else:
+                failed = await self._handle(work, slot, started)
             if failed is None or await self._give_up(lane, record, failed):
                 self.reports.put(Completed(lane.id, lane.tp, offset))
         except asyncio.CancelledError:
@@ -266,6 +274,32 @@ class Dispatcher:
     def _started(self, slot: tuple[int, int], tp: TP, offset: int) -> None:
         """An attempt of the handler begins (on the loop, or on a pool thread): the watch times it from now."""
         self._running[slot] = (tp, offset, time.monotonic())
+
+    async def _handle_in_span(
+        self, work: Work, slot: tuple[int, int], started_attempt: Callable[[], None]
+    ) -> Failed | None:
+        """_handle in a consumer span that continues the record's trace (its traceparent header), retries and all."""
+        record = work.record
+        attributes: dict[str, str | int] = {
+            tracing.MESSAGING_SYSTEM: "kafka",
+            tracing.MESSAGING_DESTINATION: record.topic,
+            tracing.MESSAGING_PARTITION: str(record.partition),
+            tracing.MESSAGING_OFFSET: record.offset,
+            tracing.MESSAGING_GROUP: self.group,
+            tracing.MESSAGING_OPERATION_TYPE: "process",
+            tracing.MESSAGING_OPERATION_NAME: "process",
+        }
+        with tracing.tracer().start_as_current_span(
+            f"process {record.topic}",
+            context=tracing.context_from_headers(record.headers),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        ) as span:
+            failed = await self._handle(work, slot, started_attempt)
+            if failed is not None:
+                span.record_exception(failed.error)
+                span.set_status(StatusCode.ERROR, f"failed {failed.attempts} attempt(s): {failed.error!r}")
+            return failed
 
     async def _handle(self, work: Work, slot: tuple[int, int], started_attempt: Callable[[], None]) -> Failed | None:
         """None when the handler succeeded; Failed when the record should be dead-lettered."""
@@ -341,7 +375,10 @@ class Dispatcher:
             finally:
                 self._returned(slot)
 
-        result = await self._loop.run_in_executor(self._pool, run)
+        if tracing.enabled():  # the handler's own spans are children of the record's
+            result = await self._loop.run_in_executor(self._pool, contextvars.copy_context().run, run)
+        else:
+            result = await self._loop.run_in_executor(self._pool, run)
         if inspect.isawaitable(result):
             await result
 
