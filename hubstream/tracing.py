@@ -23,6 +23,8 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from hubstream.errors import ConfigurationError
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -100,10 +102,10 @@ def _exporter_from_env() -> SpanExporter | None:
 
         return ConsoleSpanExporter()
     if choice != "otlp":
-        raise ValueError(f"OTEL_TRACES_EXPORTER={choice!r}: hubstream exports traces with 'otlp' or 'console'")
+        raise ConfigurationError(f"OTEL_TRACES_EXPORTER={choice!r}: hubstream exports traces with 'otlp' or 'console'")
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     if protocol != "http/protobuf":
-        raise ValueError(f"OTLP protocol {protocol!r}: hubstream sends traces over 'http/protobuf' only")
+        raise ConfigurationError(f"OTLP protocol {protocol!r}: hubstream sends traces over 'http/protobuf' only")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()

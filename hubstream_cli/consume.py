@@ -15,6 +15,7 @@ import typer
 from devstack.discovery import with_local_stack
 from hubstream.errors import ConfigurationError
 from hubstream.settings import Settings, with_overrides
+from hubstream.tracing import configure_tracing
 from hubstream_cli.common import StateDirOption, load_settings, setup_logging
 from kafka_consumer.admin.group_registry import GroupRegistry
 from kafka_consumer.archive import ArchiveSink
@@ -81,6 +82,7 @@ def consume(
     overrides = {k: v for k, v in (("key_concurrency", key_concurrency), ("ops_port", ops_port)) if v is not None}
     settings = with_overrides(settings, "consumer", **overrides)
     setup_logging(settings)
+    configure_tracing("hubstream-consumer")  # only when OTEL_* configures an exporter
     if sink and handler:
         raise ConfigurationError("choose either --handler or --sink, not both")
     worker = build_worker(

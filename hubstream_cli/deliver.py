@@ -10,6 +10,7 @@ from delivery.node import DeliveryNode, NodeOptions
 from delivery.routing import routed_topics
 from devstack.discovery import with_local_secret, with_local_stack
 from hubstream.settings import with_overrides
+from hubstream.tracing import configure_tracing
 from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
 from kafka_consumer.admin.group_registry import GroupRegistry
 
@@ -43,6 +44,7 @@ def deliver(
     overrides = {k: v for k, v in (("store", store), ("host", host)) if v is not None}
     settings = with_overrides(settings, "delivery", **overrides)
     setup_logging(settings)
+    configure_tracing("hubstream-delivery")  # only when OTEL_* configures an exporter
     topics = topic or (routed_topics(settings.topics_file) if consume else [])
     if consume:
         GroupRegistry.for_settings(settings).remember(group, topics)  # `hubstream groups list` shows it even when idle

@@ -10,6 +10,7 @@ import uvicorn
 from devstack.discovery import with_local_stack
 from hubstream import kafka_config
 from hubstream.settings import Settings
+from hubstream.tracing import configure_tracing
 from hubstream_cli.common import StateDirOption, load_settings, setup_logging
 from kafka_producer.api import create_app
 
@@ -23,6 +24,7 @@ def produce_api(
     settings = with_local_stack(load_settings(state_dir))
     kafka_config.producer_config(settings)  # fail at start on bad settings, e.g. a broken connection string
     setup_logging(settings)
+    configure_tracing("hubstream-producer-api")  # only when OTEL_* configures an exporter
     api = settings.api.model_copy(update={"host": host or settings.api.host, "port": port or settings.api.port})
     settings = settings.model_copy(update={"api": api})  # the Host check follows the address actually bound
     uvicorn.run(create_app(settings), log_level=settings.log_level.lower(), **server_options(settings))
