@@ -23,6 +23,7 @@ import uvicorn
 
 from delivery.api import DeliveryService, create_app
 from delivery.auth import TokenVerifier
+from delivery.console import ConsoleData, ConsoleService, console_routes
 from delivery.metrics import DeliveryMetrics
 from delivery.processor import DeliveryProcessor
 from delivery.routing import load_routes
@@ -111,6 +112,8 @@ class DeliveryNode:
                 store.webhooks, dispatcher, self.verifier, self._allow_loopback(), self.settings.webhooks.allow_private
             ),
         )
+        console = ConsoleData(self.settings, self.options.group, self.options.topics)
+        console_routes(app, ConsoleService(console, self.verifier))
         config = uvicorn.Config(
             app,
             host=self.settings.delivery.host,
@@ -150,6 +153,7 @@ class DeliveryNode:
             dispatching.cancel()
             await asyncio.gather(dispatching, return_exceptions=True)
             await store.close()
+            console.close()
 
     def _run_worker(self) -> None:
         assert self._worker is not None

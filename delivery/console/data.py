@@ -1,0 +1,133 @@
+"""What the console shows, from the operators' admin code (the same as ``hubstream partitions`` and ``groups``).
+
+Every broker call is blocking (librdkafka's admin client, an assigned reader), so each runs in a thread with a
+bound (``wait_s`` for the cluster, plus a little for the thread), and each answer is kept for ``ttl_s`` (1 s):
+any number of open consoles cost the cluster one round of calls per second. Concurrent requests for the same
+view share one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubstream.errors import BrokerUnavailableError, HubstreamError
+from hubstream.settings import Settings
+from kafka_consumer.admin.cluster import Cluster
+from kafka_consumer.admin.group_inspection import describe_group, list_groups
+from kafka_consumer.admin.group_registry import GroupRegistry
+from kafka_consumer.admin.partition_info import describe_partitions
+from schemas.contracts import Catalog
+
+WAIT_S = 5.0
+TTL_S = 1.0
+_KEPT = 64  # cached views at most (group names come from URLs)
+
+
+@dataclass
+class _Entry:
+    at: float
+    task: asyncio.Task[Any]
+
+
+@dataclass
+class ConsoleData:
+    settings: Settings
+    group: str  # the node's own group: shown first
+    topics: list[str]  # the node's topics; the catalog's are added
+    wait_s: float = WAIT_S
+    ttl_s: float = TTL_S
+    _cluster: Cluster | None = None
+    _catalog: dict[str, str] | None = None
+    _cache: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+
+    def watched_topics(self) -> list[str]:
+        """The node's topics and the catalog's."""
+        return sorted(set(self.topics) | set(self._bindings()))
+
+    def schemas(self) -> list[str]:
+        """The schema names a stream's events are named by (SSE ``event:``)."""
+        return sorted(set(self._bindings().values()))
+
+    def _bindings(self) -> dict[str, str]:
+        """topic -> schema name from the catalog, read once (one that does not load adds nothing)."""
+        if self._catalog is None:
+            try:
+                self._catalog = {t: b.schema for t, b in Catalog.from_settings(self.settings).topics.items()}
+            except HubstreamError:
+                self._catalog = {}
+        return self._catalog
+
+    async def topics_view(self) -> dict[str, Any]:
+        return await self._cached(("topics", ""), self._topics)
+
+    async def groups_view(self) -> dict[str, Any]:
+        return await self._cached(("groups", ""), self._groups)
+
+    async def group_view(self, group: str) -> dict[str, Any]:
+        return await self._cached(("group", group), lambda: self._group(group))
+
+    async def _cached(self, key: tuple[str, str], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        now = time.monotonic()
+        entry = self._cache.get(key)
+        if entry is None or (entry.task.done() and now - entry.at >= self.ttl_s):
+            if len(self._cache) >= _KEPT:
+                self._cache = {k: e for k, e in self._cache.items() if not e.task.done() or now - e.at < self.ttl_s}
+            entry = self._cache[key] = _Entry(now, asyncio.create_task(self._off_loop(compute)))
+        result: dict[str, Any] = await asyncio.shield(entry.task)
+        return result
+
+    async def _off_loop(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            # the cluster bounds each call by wait_s; a view makes a few in a row, so allow a few of them
+            return await asyncio.wait_for(asyncio.to_thread(compute), self.wait_s * 4)
+        except TimeoutError:
+            raise BrokerUnavailableError(f"the cluster did not answer within {self.wait_s * 4:.0f} s") from None
+
+    def close(self) -> None:
+        """Let the admin client go (it has no close; librdkafka destroys it with the last reference)."""
+        self._cluster = None
+
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            self._cluster = Cluster(self.settings, wait_s=self.wait_s)
+        return self._cluster
+
+    def _topics(self) -> dict[str, Any]:
+        cluster = self.cluster()
+        existing = cluster.topics()
+        suffix = self.settings.consumer.dead_letter_suffix
+        topics, dead_letters = [], []
+        for topic in self.watched_topics():
+            if topic not in existing:
+                topics.append({"topic": topic, "exists": False, "partitions": []})
+                continue
+            partitions = [p.as_json() for p in describe_partitions(cluster, topic)]
+            topics.append({"topic": topic, "exists": True, "partitions": partitions})
+            dlq = topic + suffix
+            bounds = cluster.bounds((dlq, p) for p in existing.get(dlq, []))
+            dead_letters.append(
+                {
+                    "topic": topic,
+                    "dlq": dlq,
+                    "exists": dlq in existing,
+                    "records": sum(b.span for b in bounds.values()),
+                    "partitions": {str(p): b.span for (_, p), b in sorted(bounds.items())},
+                }
+            )
+        return {"at": time.time(), "topics": topics, "deadLetters": dead_letters}
+
+    def _groups(self) -> dict[str, Any]:
+        remembered = {g.group: g.topics for g in GroupRegistry.for_settings(self.settings).groups()}
+        remembered.setdefault(self.group, list(self.topics))
+        summaries = list_groups(self.cluster(), remembered)
+        return {"at": time.time(), "node": self.group, "groups": [s.as_json() for s in summaries]}
+
+    def _group(self, group: str) -> dict[str, Any]:
+        topics = self.topics if group == self.group else []
+        # no commit times: they cost an assigned reader per refresh; `hubstream groups describe` shows them
+        described = describe_group(self.cluster(), group, topics, commit_times=False)
+        return {"at": time.time(), **described.as_json()}
