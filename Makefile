@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test check fuzz test-chaos bench bench-serde bench-producer bench-failover bench-delivery bench-webhooks install postgres kcat clean
+.PHONY: dev test check fuzz test-chaos bench bench-serde bench-producer bench-failover bench-delivery bench-webhooks install postgres kcat chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubstream needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -20,7 +20,7 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/hubstream dev
 
-test: $(STAMP) postgres kcat
+test: $(STAMP) postgres kcat chromium
 	$(BIN)/python -m pytest -m "not chaos and not slow"
 
 # Lint, format and type checks (CI runs them before the tests): ruff over the tree, mypy --strict over the
@@ -73,6 +73,12 @@ postgres:
 kcat:
 	@if command -v kcat >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then exit 0; fi; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+
+# The web console's test drives Debian's chromium through Playwright (never a browser Playwright downloads).
+# Installed when missing as root; otherwise that test skips and says how to install it.
+chromium:
+	@if [ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ]; then exit 0; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 clean:
 	rm -rf $(VENV) .hubstream .pytest_cache
