@@ -35,7 +35,7 @@ from delivery.stores import MailboxStore
 from delivery.traces import mailbox_write_spans
 from hubstream import tracing
 from hubstream.errors import RegistryError, SerdeError
-from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
+from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter, WriterFactory
 from kafka_consumer.events import decode_event
 from kafka_consumer.outages import Outage
 from kafka_consumer.processing import TP, Completed, Halted, Lane, Report, WorkerContext
@@ -70,7 +70,7 @@ class DeliveryProcessor:
         *,
         loop: asyncio.AbstractEventLoop,
         metrics: DeliveryMetrics,
-        dead_letters: Callable[[], DeadLetterWriter] | None,
+        dead_letters: WriterFactory | None,
         batch_max: int = 500,
     ) -> None:
         self._serde = serde
@@ -99,7 +99,7 @@ class DeliveryProcessor:
     def start(self, context: WorkerContext) -> None:
         self._context = context
         if context.options.dead_letter and self._make_dead_letters is not None:
-            self._dead_letters = self._make_dead_letters()
+            self._dead_letters = self._make_dead_letters(Outage("the dead-letter topics", lambda: context.health))
         self._writer = asyncio.run_coroutine_threadsafe(self._write_forever(), self._loop)
 
     def assigned(self, lanes: list[Lane], committed: Callable[[], dict[TP, int | None]]) -> dict[TP, int]:

@@ -35,27 +35,27 @@ out rather than cut to fit: a cut Avro body decodes to nothing and cannot be rep
 still at original-topic/partition/offset until that topic's retention removes it (the hash tells it is the
 same one), and a letter of headers alone fits for sure where a cut one would have to guess the broker's limit.
 Only when even that letter is refused (its original headers alone too large) does the partition stop.
+
+Outages. Any other refusal (brokers down, the dead-letter topic missing or not writable) is tried again, each try
+bounded by the producer's delivery timeout and spaced by a capped doubling backoff, for as long as it takes: the
+worker reports "degraded" meanwhile and goes on by itself once the letter is taken. Only that record's partition
+(or key, with key concurrency) waits; nothing after it is committed before it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
-
 from hubstream import kafka_config
 from hubstream.errors import BrokerError, HubstreamError
 from hubstream.settings import Settings
+from kafka_consumer.outages import Outage
 from kafka_consumer.records import Record
 from kafka_producer.producer import AsyncProducer, Delivery, RecordTooLargeError
 
@@ -77,7 +77,6 @@ VALUE_SHA256 = PREFIX + "value-sha256"
 
 MAX_HEADER_BYTES = 4096  # each hubstream.dlq.* value
 HEADROOM_BYTES = 64 * 1024  # over the producer's message.max.bytes: 9 capped headers and their names fit in it
-_WRITE_ATTEMPTS = 3
 
 Headers = list[tuple[str, bytes]]
 
@@ -85,8 +84,13 @@ Headers = list[tuple[str, bytes]]
 class DeadLetterError(BrokerError):
     """A record could not be written to its dead-letter topic; its partition stops rather than lose it."""
 
-    def __init__(self, dlq_topic: str, record: str, cause: BaseException, hint: str | None = None) -> None:
+    def __init__(
+        self, dlq_topic: str, record: str, cause: BaseException, hint: str | None = None, *, retrying: bool = False
+    ) -> None:
         hint = hint or f"check that topic {dlq_topic!r} exists and the broker accepts writes"
+        if retrying:
+            super().__init__(f"could not dead-letter {record} to {dlq_topic!r}: {cause}; {hint}")
+            return
         super().__init__(
             f"could not dead-letter {record} to {dlq_topic!r}: {cause}. The partition is stopped and the worker "
             f"reports unhealthy; {hint}, then restart the worker (the record is delivered again)"
@@ -153,25 +157,23 @@ def topic_config(settings: Settings) -> dict[str, str]:
     return {"max.message.bytes": str(settings.producer.max_message_bytes + HEADROOM_BYTES)}
 
 
-def _retryable(error: BaseException) -> bool:
-    # too large is permanent: the same bytes are refused again however often they are sent
-    return isinstance(error, BrokerError) and not isinstance(error, RecordTooLargeError)
-
-
 class DeadLetterWriter:
-    """Produces dead letters and waits for the broker's acknowledgement (retried a few times); one too large
-    for the dead-letter topic is written again without its value (see the module docstring)."""
+    """Produces dead letters and waits for the broker's acknowledgement, through outages of any length; one too
+    large for the dead-letter topic is written again without its value (see the module docstring)."""
 
-    def __init__(self, producer: AsyncProducer, *, group: str, suffix: str = ".dlq") -> None:
+    def __init__(
+        self, producer: AsyncProducer, *, group: str, suffix: str = ".dlq", outage: Outage | None = None
+    ) -> None:
         self._producer = producer
         self.group = group
         self.suffix = suffix
+        self._outage = outage or Outage("the dead-letter topics", lambda: None)
 
     def topic_for(self, topic: str) -> str:
         return topic + self.suffix
 
     async def write(self, record: Record, error: BaseException, attempts: int) -> Delivery:
-        """Dead-letter one record; raises DeadLetterError when the broker does not take it."""
+        """Dead-letter one record, waiting out outages; raises DeadLetterError when no retry can write it."""
         dlq_topic = self.topic_for(record.topic)
         headers = dead_letter_headers(record, error, attempts, self.group)
         omitted: RecordTooLargeError | None = None
@@ -181,30 +183,28 @@ class DeadLetterWriter:
             omitted = too_large
             try:
                 delivery = await self._send(dlq_topic, record, b"", headers + value_omitted_headers(record.value))
-            except BrokerError as exc:
+            except RecordTooLargeError as exc:
                 hint = (
-                    f"even without its value the dead letter is too large (the record's own headers): raise the "
+                    "even without its value the dead letter is too large (the record's own headers): raise the "
                     f"max.message.bytes of topic {dlq_topic!r}"
-                    if isinstance(exc, RecordTooLargeError)
-                    else None
                 )
                 raise DeadLetterError(dlq_topic, record.where, exc, hint) from exc
-        except BrokerError as exc:
-            raise DeadLetterError(dlq_topic, record.where, exc) from exc
         self._log(record, delivery, error, attempts, omitted)
         return delivery
 
     async def _send(self, dlq_topic: str, record: Record, value: bytes | None, headers: Headers) -> Delivery:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(_WRITE_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.2, max=2),
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._producer.send(dlq_topic, value, key=record.key, headers=headers)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        outage = self._outage
+        while True:
+            await asyncio.sleep(outage.wait_s())  # several partitions may wait on one outage: one backoff for all
+            try:
+                delivery = await self._producer.send(dlq_topic, value, key=record.key, headers=headers)
+            except RecordTooLargeError:
+                raise  # permanent: the same bytes are refused again however often they are sent
+            except BrokerError as exc:
+                outage.failed(DeadLetterError(dlq_topic, record.where, exc, retrying=True))
+                continue
+            outage.recovered()
+            return delivery
 
     def _log(
         self, record: Record, delivery: Delivery, error: BaseException, attempts: int, omitted: BaseException | None
@@ -242,6 +242,9 @@ class DeadLetterWriter:
 
     async def close(self) -> None:
         await self._producer.close()
+
+
+WriterFactory = Callable[[Outage], DeadLetterWriter]  # a processor's dead-letter writer, reporting to its outage
 
 
 @dataclass(frozen=True)

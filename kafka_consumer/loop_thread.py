@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 R = TypeVar("R")
@@ -25,6 +26,10 @@ class LoopThread:
     def call(self, coro: Coroutine[Any, Any, R], timeout_s: float | None = None) -> R:
         """Run a coroutine on the loop and wait for its result (TimeoutError after timeout_s)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def submit(self, coro: Coroutine[Any, Any, R]) -> Future[R]:
+        """Run a coroutine on the loop without waiting; cancelling the future cancels it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def call_soon(self, callback: Callable[..., object], *args: object) -> None:
         self.loop.call_soon_threadsafe(callback, *args)

@@ -42,6 +42,10 @@ class Outage:
         """Whether it is time to try the dependency again (always, when it is not down)."""
         return self._clock() >= self._retry_at
 
+    def wait_s(self) -> float:
+        """Seconds until the next try is due (0 when it is not down)."""
+        return max(0.0, self._retry_at - self._clock())
+
     def failed(self, error: BaseException) -> None:
         now = self._clock()
         if self._since is not None and now < self._retry_at:

@@ -10,10 +10,11 @@ from confluent_kafka import Consumer
 
 from hubstream.errors import ConfigurationError
 from hubstream.settings import Settings
-from kafka_consumer.dead_letters import DeadLetterWriter
+from kafka_consumer.dead_letters import DeadLetterWriter, WriterFactory
 from kafka_consumer.dead_letters import producer_config as dead_letter_producer_config
 from kafka_consumer.handlers import Handler
 from kafka_consumer.options import WorkerOptions
+from kafka_consumer.outages import Outage
 from kafka_consumer.processing import Processor
 from kafka_consumer.processors.handler import HandlerProcessor
 from kafka_consumer.processors.sink import Sink, SinkProcessor
@@ -23,7 +24,7 @@ from schemas.contracts import Contract
 from schemas.registry import SchemaRegistry
 from schemas.serde import AvroSerde
 
-DeadLetters = Callable[[], DeadLetterWriter]
+DeadLetters = WriterFactory
 ProcessorFactory = Callable[[AvroSerde, DeadLetters], Processor]
 
 
@@ -51,9 +52,9 @@ def build_worker(
     try:
         serde = AvroSerde(resources.enter_context(SchemaRegistry.from_settings(settings)))
 
-        def dead_letters() -> DeadLetterWriter:
+        def dead_letters(outage: Outage) -> DeadLetterWriter:
             producer = AsyncProducer(dead_letter_producer_config(settings))  # with room for the headers
-            return DeadLetterWriter(producer, group=group, suffix=options.dead_letter_suffix)
+            return DeadLetterWriter(producer, group=group, suffix=options.dead_letter_suffix, outage=outage)
 
         made: Processor
         if handler is not None:

@@ -1,20 +1,24 @@
 """Poison records over the real broker: each kind is dead-lettered with its story, and the group keeps moving.
-When the dead letter itself cannot be written, the partition stops there and the worker says so."""
+A dead-letter topic that cannot take writes for a while is waited out (degraded, then healed, no restart); when
+the dead letter itself can never be written, the partition stops there and the worker says so."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from confluent_kafka import Producer
 
 from devstack.topics import ensure_topics
 from hubstream.settings import Settings
 from kafka_consumer import dead_letters as dlq
 from kafka_consumer.admin.dlq_replay import replay
+from kafka_consumer.archive import ArchiveSink, archive_offsets
 from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.failures import PermanentError
 from kafka_consumer.monitoring import MonitoringServer
@@ -173,3 +177,44 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_partition_and_the_worker
     assert f"{topic}[0] stopped: at offset 1" in problem and f"{topic}.dlq" in problem
     assert "even without its value the dead letter is too large" in problem
     assert kafka_broker.committed(group, topic, 1) == {0: 1}  # never past the record it could not keep
+
+
+@pytest.mark.parametrize("kind", ["handler", "archive sink"])
+def test_a_dead_letter_topic_that_cannot_take_writes_is_waited_out_and_the_worker_heals_by_itself(
+    kafka_broker: LocalKafka, registry_emulator: Any, tmp_path: Path, kind: str
+) -> None:
+    topic = kafka_broker.create_topic("dlqwait", partitions=1)  # its .dlq topic does not exist yet
+    settings = make_settings(
+        kafka_broker,
+        registry_emulator,
+        write_catalog(tmp_path, {topic: CHAT}),
+        consumer=FAST_RETRIES,
+        producer={"delivery_timeout_ms": 1500},  # each try of the dead letter gives up quickly
+    )
+    poison = PoisonTopic(kafka_broker, settings, topic)
+    poison.event("ok", 0)
+    poison.raw(b"\x07garbage that is not avro", [])  # 1: undecodable, to be dead-lettered
+    poison.event("ok", 2)
+    poison.flush()
+    handled: list[int] = []
+    done: Callable[[], list[int]] = lambda: handled  # noqa: E731
+    options: dict[str, Any] = {}
+    if kind == "archive sink":
+        root = tmp_path / "archive"
+        options["sink"] = ArchiveSink(root, max_age_s=0.2)
+        done = lambda: archive_offsets(root, topic, 0)  # noqa: E731
+    handler = (lambda e: handled.append(e.offset)) if kind == "handler" else None
+
+    group = unique("dlqwait")
+    with running_worker(settings, group, [topic], handler, **options) as worker:
+        wait_for(lambda: "dead-letter topics" in str(worker.status().problems), "the worker to report degraded", 30)
+        status = worker.status()
+        assert status.state == "owner" and not any("stopped" in p for p in status.problems), status.problems
+        assert done() == [0], "a record after the one waiting for its dead letter was processed"
+        assert kafka_broker.committed(group, topic, 1).get(0, -1) <= 1
+        ensure_topics(kafka_broker.admin, {topic + ".dlq": 1})  # the operator creates the topic: no restart
+        wait_for(lambda: done() == [0, 2], "the records after the dead letter", 30)
+        wait_for(lambda: kafka_broker.committed(group, topic, 1) == {0: 3}, "the commit past the dead letter", 30)
+        wait_for(lambda: worker.status().healthy, "the worker to report healthy again", 30)
+    [letter] = read_all(kafka_broker, topic + ".dlq")
+    assert dict(letter.headers() or [])[dlq.ORIGINAL_OFFSET] == b"1"

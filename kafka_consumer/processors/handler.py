@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from hubstream.errors import RegistryError, SerdeError
-from kafka_consumer.dead_letters import DeadLetterWriter
+from kafka_consumer.dead_letters import DeadLetterWriter, WriterFactory
 from kafka_consumer.events import ConsumedEvent, decode_event
 from kafka_consumer.handlers import Handler
 from kafka_consumer.health import HandlerWatch
@@ -35,7 +35,7 @@ class HandlerProcessor:
         serde: AvroSerde,
         *,
         readers: dict[str, Contract] | None = None,
-        dead_letters: Callable[[], DeadLetterWriter] | None = None,
+        dead_letters: WriterFactory | None = None,
     ) -> None:
         self._handler = handler
         self._serde = serde
@@ -58,7 +58,7 @@ class HandlerProcessor:
             group=context.group,
             handler=self._handler,
             retry=options.retry,
-            dead_letters=self._make_dead_letters if options.dead_letter else None,
+            dead_letters=self._dead_letter_writer(context) if options.dead_letter else None,
             concurrency=options.key_concurrency,
             threads=options.handler_threads,
             metrics=context.metrics,
@@ -68,6 +68,12 @@ class HandlerProcessor:
             context.health, options.handler_budget_s, options.stuck_after_s, options.drain_timeout_s
         )
         self._dispatcher.start()
+
+    def _dead_letter_writer(self, context: WorkerContext) -> Callable[[], DeadLetterWriter] | None:
+        make = self._make_dead_letters
+        if make is None:
+            return None
+        return lambda: make(Outage("the dead-letter topics", lambda: context.health))
 
     def assigned(self, lanes: list[Lane], committed: Callable[[], dict[TP, int | None]]) -> dict[TP, int]:
         for lane in lanes:

@@ -10,10 +10,12 @@ The worker drives a sink from its poll thread (rebalance callbacks included), so
 
 Commit nothing a sink did not report in durable(): that is what makes its output survive a crash.
 
-A record that cannot be decoded is dead-lettered (and counts as written). One the sink cannot take stops the
-worker (ProcessingStoppedError) without committing it. While the schema registry is unreachable, records wait in
-order (held, not committed; backpressure pauses their partitions) and a probe off the poll thread tries the
-registry again with a capped backoff; the worker reports "degraded" meanwhile and goes on by itself once it answers.
+A record that cannot be decoded is dead-lettered (and counts as written) off the poll thread: the records after
+it in its partition wait until the letter is taken, through a broker outage of any length. One the sink cannot
+take stops the worker (ProcessingStoppedError) without committing it. While the schema registry is unreachable,
+records wait in order (held, not committed; backpressure pauses their partitions) and a probe off the poll thread
+tries the registry again with a capped backoff; the worker reports "degraded" meanwhile and goes on by itself once
+it answers.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from hubstream.errors import RegistryError, SerdeError
-from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter
+from kafka_consumer.dead_letters import DeadLetterWriter, WriterFactory
 from kafka_consumer.events import ConsumedEvent, decode_event
 from kafka_consumer.loop_thread import LoopThread
 from kafka_consumer.outages import Outage
@@ -92,7 +94,7 @@ class SinkProcessor:
         serde: AvroSerde,
         *,
         readers: dict[str, Contract] | None = None,
-        dead_letters: Callable[[], DeadLetterWriter] | None = None,
+        dead_letters: WriterFactory | None = None,
     ) -> None:
         self._sink = sink
         self._serde = serde
@@ -104,7 +106,8 @@ class SinkProcessor:
         self._reports: list[Report] = []
         self._halted: set[int] = set()  # lanes that stopped at a record: nothing after it may be written
         self._context: WorkerContext | None = None
-        self._held: dict[int, deque[tuple[Lane, Record]]] = {}  # waiting for the registry, in offset order
+        self._held: dict[int, deque[tuple[Lane, Record]]] = {}  # waiting (registry, dead letter), in offset order
+        self._lettering: dict[int, tuple[Lane, Record, Future[object]]] = {}  # a dead letter on its way, per lane
         self._registry = Outage("the schema registry", lambda: self._context.health if self._context else None)
         self._probes = ThreadPoolExecutor(1, thread_name_prefix="hubstream-registry-probe")
         self._probe: Future[object] | None = None
@@ -113,7 +116,9 @@ class SinkProcessor:
         self._context = context
         if context.options.dead_letter and self._make_dead_letters is not None:
             self._loop.start()
-            self._dead_letters = self._make_dead_letters()
+            self._dead_letters = self._make_dead_letters(
+                Outage("the dead-letter topics", lambda: self._context.health if self._context else None)
+            )
 
     def assigned(self, lanes: list[Lane], committed: Callable[[], dict[TP, int | None]]) -> dict[TP, int]:
         at = committed()
@@ -123,7 +128,7 @@ class SinkProcessor:
         for lane, record in records:
             if lane.id in self._halted:
                 continue
-            if self._registry.down:
+            if self._registry.down or lane.id in self._lettering:
                 self._held.setdefault(lane.id, deque()).append((lane, record))
             else:
                 self._write_or_hold(lane, record)
@@ -143,6 +148,9 @@ class SinkProcessor:
         self._halted -= {lane.id for lane in lanes}
         for lane in lanes:  # not written, so not committed: the next owner reads them again
             self._held.pop(lane.id, None)
+            lettering = self._lettering.pop(lane.id, None)
+            if lettering is not None:
+                lettering[2].cancel()
         if lost:
             self._sink.discard(tps)
         else:
@@ -150,11 +158,16 @@ class SinkProcessor:
 
     def tick(self) -> None:
         self._sink.maybe_roll()
+        if self._lettering:
+            self._settle_letters()
         if self._registry.down:
             self._retry_held()
 
     def close(self) -> None:
         self._probes.shutdown(wait=False, cancel_futures=True)
+        for _, _, letter in self._lettering.values():
+            letter.cancel()  # not committed: read again after a restart
+        self._lettering.clear()
         try:
             self._sink.close()
         finally:
@@ -190,6 +203,9 @@ class SinkProcessor:
                     self._write_or_hold(lane, record)
 
     def _write_or_hold(self, lane: Lane, record: Record) -> None:
+        if lane.id in self._lettering:
+            self._held.setdefault(lane.id, deque()).append((lane, record))
+            return
         try:
             self._write(lane, record)
         except RegistryError as exc:
@@ -220,15 +236,31 @@ class SinkProcessor:
     def _dead_letter(self, lane: Lane, record: Record, error: SerdeError) -> None:
         if self._dead_letters is None:  # dead letters are off
             raise ProcessingStoppedError(record, error) from error
-        try:
-            self._loop.call(self._dead_letters.write(record, error, 0))
-        except DeadLetterError as exc:
-            self._halted.add(lane.id)
-            self._reports.append(Halted(lane.id, lane.tp, record.offset, str(exc)))
-            return
-        assert self._context is not None
-        self._context.metrics.for_topic(self._context.group, record.topic).dead_lettered.inc()
-        self._reports.append(Completed(lane.id, lane.tp, record.offset))
+        letter = self._loop.submit(self._dead_letters.write(record, error, 0))
+        self._lettering[lane.id] = (lane, record, cast("Future[object]", letter))
+
+    def _settle_letters(self) -> None:
+        """Report the dead letters the broker took, then write what waited behind them in their partitions."""
+        for lane_id, (lane, record, letter) in list(self._lettering.items()):
+            if not letter.done():
+                continue
+            del self._lettering[lane_id]
+            error = letter.exception()
+            if error is not None:  # DeadLetterError: no retry can write it
+                self._halted.add(lane.id)
+                self._held.pop(lane.id, None)
+                self._reports.append(Halted(lane.id, lane.tp, record.offset, str(error)))
+                continue
+            assert self._context is not None
+            self._context.metrics.for_topic(self._context.group, record.topic).dead_lettered.inc()
+            self._reports.append(Completed(lane.id, lane.tp, record.offset))
+            waiting = self._held.pop(lane.id, deque())
+            while waiting:
+                held_lane, held = waiting.popleft()
+                if self._registry.down:
+                    self._held.setdefault(lane.id, deque()).append((held_lane, held))
+                else:
+                    self._write_or_hold(held_lane, held)
 
     def _writer_schema(self, schema_id: str) -> dict[str, Any]:
         schema = self._writer_schemas.get(schema_id)
