@@ -14,6 +14,7 @@ import typer
 
 from devstack.discovery import with_local_stack
 from hubstream.errors import ConfigurationError
+from hubstream.heap import freeze_startup_objects
 from hubstream.settings import Settings, with_overrides
 from hubstream.tracing import configure_tracing
 from hubstream_cli.common import StateDirOption, load_settings, setup_logging
@@ -103,6 +104,7 @@ def consume(
             ops.url,
             extra={"event": "ops_endpoint", "group": group, "url": ops.url},
         )
+        freeze_startup_objects()  # no full-collection pauses over the imported modules while consuming
         worker.run()
     abandoned = worker.processor.abandoned_threads if isinstance(worker.processor, HandlerProcessor) else 0
     if abandoned:

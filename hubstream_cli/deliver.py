@@ -9,6 +9,7 @@ import typer
 from delivery.node import DeliveryNode, NodeOptions
 from delivery.routing import routed_topics
 from devstack.discovery import with_local_secret, with_local_stack
+from hubstream.heap import freeze_startup_objects
 from hubstream.settings import with_overrides
 from hubstream.tracing import configure_tracing
 from hubstream_cli.common import StateDirOption, console, load_settings, setup_logging
@@ -52,4 +53,5 @@ def deliver(
     console.print(
         f"delivery node on [bold]{node.url}[/] ({'group ' + group if consume else 'API only'})", highlight=False
     )
+    freeze_startup_objects()  # no full-collection pauses over the imported modules while delivering
     node.run()

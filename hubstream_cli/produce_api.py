@@ -9,6 +9,7 @@ import uvicorn
 
 from devstack.discovery import with_local_stack
 from hubstream import kafka_config
+from hubstream.heap import freeze_startup_objects
 from hubstream.settings import Settings
 from hubstream.tracing import configure_tracing
 from hubstream_cli.common import StateDirOption, load_settings, setup_logging
@@ -27,7 +28,9 @@ def produce_api(
     configure_tracing("hubstream-producer-api")  # only when OTEL_* configures an exporter
     api = settings.api.model_copy(update={"host": host or settings.api.host, "port": port or settings.api.port})
     settings = settings.model_copy(update={"api": api})  # the Host check follows the address actually bound
-    uvicorn.run(create_app(settings), log_level=settings.log_level.lower(), **server_options(settings))
+    app = create_app(settings)
+    freeze_startup_objects()  # no full-collection pauses over the imported modules while serving
+    uvicorn.run(app, log_level=settings.log_level.lower(), **server_options(settings))
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
