@@ -6,8 +6,11 @@ HUBSTREAM_UPDATE_SCREENSHOTS=1 also writes the screenshots to docs/ (the README 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,10 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
+from delivery.console import ConsoleData
 from devstack.topics import ensure_topics
+from hubstream.errors import BrokerUnavailableError
+from hubstream.settings import Settings
 from tests.fixtures.broker import LocalKafka, session_broker_kind, unique
 from tests.fixtures.delivery import delivery_settings, running_node, token
 from tests.fixtures.events import chat_event
@@ -33,11 +39,16 @@ CHROMIUM = Path("/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 WAIT_MS = 30_000
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency: make install")
+try:
+    from playwright import sync_api
+except ImportError:  # a dev dependency (make install); without it only the browser test skips
+    sync_api = None
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
+    if sync_api is None:
+        pytest.skip("playwright is not installed: make install (it is a dev dependency)")
     if not CHROMIUM.exists():
         pytest.skip(f"no browser at {CHROMIUM}: apt-get install chromium (make test installs it when run as root)")
     with sync_api.sync_playwright() as playwright:
@@ -139,3 +150,50 @@ def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
     if os.environ.get("HUBSTREAM_UPDATE_SCREENSHOTS") == "1":
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(tmp_path / name, DOCS / name)
+
+
+@pytest.mark.asyncio
+async def test_a_view_is_computed_once_for_concurrent_requests_and_kept_for_its_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = ConsoleData(Settings(_env_file=None), "g", [], ttl_s=0.3)
+    calls: list[str] = []
+    threads: set[str] = set()
+
+    def described(group: str) -> dict[str, Any]:
+        calls.append(group)
+        threads.add(threading.current_thread().name)
+        time.sleep(0.1)  # a blocking admin call
+        return {"group": group, "n": len(calls)}
+
+    monkeypatch.setattr(data, "_group", described)
+    answers = await asyncio.gather(*(data.group_view("a") for _ in range(20)))
+    assert calls == ["a"] and all(a == {"group": "a", "n": 1} for a in answers)
+    assert threading.main_thread().name not in threads  # off the event loop
+    assert (await data.group_view("a"))["n"] == 1  # fresh for ttl_s
+    await data.group_view("b")
+    await asyncio.sleep(0.35)
+    assert (await data.group_view("a"))["n"] == 3 and calls == ["a", "b", "a"]
+
+
+@pytest.mark.asyncio
+async def test_a_slow_cluster_is_a_503_and_never_more_than_one_thread_per_view(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = ConsoleData(Settings(_env_file=None), "g", [], ttl_s=0.0, answer_s=0.1)
+    running = threading.Semaphore(0)
+    calls: list[str] = []
+
+    def hanging(group: str) -> dict[str, Any]:
+        calls.append(group)
+        running.acquire(timeout=5)  # until the test lets it go
+        return {"group": group}
+
+    monkeypatch.setattr(data, "_group", hanging)
+    for _ in range(3):
+        with pytest.raises(BrokerUnavailableError, match="did not answer within"):
+            await data.group_view("a")
+    assert calls == ["a"]  # the requests that timed out waited on the one computation still running
+    running.release()
+    assert await data.group_view("a") == {"group": "a"}  # that same computation's answer
+    assert calls == ["a"]

@@ -67,7 +67,7 @@ def console_routes(app: FastAPI, service: ConsoleService) -> None:
         await _admin(service, request)
         return await _answer(data.groups_view())
 
-    @app.get("/console/api/groups/{group}", summary="Console: a group's members, who owns what, and lag")
+    @app.get("/console/api/groups/{group:path}", summary="Console: a group's members, who owns what, and lag")
     async def group(group: str, request: Request) -> JSONResponse:
         await _admin(service, request)
         return await _answer(data.group_view(group))

@@ -1,14 +1,15 @@
 """What the console shows, from the operators' admin code (the same as ``hubstream partitions`` and ``groups``).
 
-Every broker call is blocking (librdkafka's admin client, an assigned reader), so each runs in a thread with a
-bound (``wait_s`` for the cluster, plus a little for the thread), and each answer is kept for ``ttl_s`` (1 s):
-any number of open consoles cost the cluster one round of calls per second. Concurrent requests for the same
-view share one call.
+Every broker call is blocking (librdkafka's admin client, an assigned reader), so each view is computed in a
+thread, each call bounded by ``wait_s`` and each request by ``answer_s``, and each answer is kept for ``ttl_s``
+(1 s): any number of open consoles cost the cluster one round of calls per second. Concurrent requests for the
+same view share one computation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +25,22 @@ from schemas.contracts import Catalog
 
 WAIT_S = 5.0
 TTL_S = 1.0
+ANSWER_S = 15.0  # a view makes a few bounded calls in a row; a request waits this long for them
 _KEPT = 64  # cached views at most (group names come from URLs)
 
 
 @dataclass
 class _Entry:
-    at: float
-    task: asyncio.Task[Any]
+    task: asyncio.Future[dict[str, Any]]
+    finished_at: float | None = None  # the answer is fresh for ttl_s from here
+
+    def stale(self, now: float, ttl_s: float) -> bool:
+        return self.finished_at is not None and now - self.finished_at >= ttl_s
+
+    def finished(self, task: asyncio.Future[dict[str, Any]]) -> None:
+        self.finished_at = time.monotonic()
+        if not task.cancelled():
+            task.exception()  # a failure nobody waited for is not logged as "never retrieved"
 
 
 @dataclass
@@ -40,8 +50,10 @@ class ConsoleData:
     topics: list[str]  # the node's topics; the catalog's are added
     wait_s: float = WAIT_S
     ttl_s: float = TTL_S
+    answer_s: float = ANSWER_S
     _cluster: Cluster | None = None
     _catalog: dict[str, str] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: dict[tuple[str, str], _Entry] = field(default_factory=dict)
 
     def watched_topics(self) -> list[str]:
@@ -71,30 +83,32 @@ class ConsoleData:
         return await self._cached(("group", group), lambda: self._group(group))
 
     async def _cached(self, key: tuple[str, str], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The view's last answer while fresh; else one computation in a thread, which every request waits on.
+
+        A request gives up after ``answer_s`` (503), but the thread runs on and no second one starts for the view
+        until it ends: a hanging cluster holds one thread per view, not one per request."""
         now = time.monotonic()
         entry = self._cache.get(key)
-        if entry is None or (entry.task.done() and now - entry.at >= self.ttl_s):
+        if entry is None or entry.stale(now, self.ttl_s):
             if len(self._cache) >= _KEPT:
-                self._cache = {k: e for k, e in self._cache.items() if not e.task.done() or now - e.at < self.ttl_s}
-            entry = self._cache[key] = _Entry(now, asyncio.create_task(self._off_loop(compute)))
-        result: dict[str, Any] = await asyncio.shield(entry.task)
-        return result
-
-    async def _off_loop(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+                self._cache = {k: e for k, e in self._cache.items() if not e.stale(now, self.ttl_s)}
+            entry = self._cache[key] = _Entry(asyncio.ensure_future(asyncio.to_thread(compute)))
+            entry.task.add_done_callback(entry.finished)
         try:
-            # the cluster bounds each call by wait_s; a view makes a few in a row, so allow a few of them
-            return await asyncio.wait_for(asyncio.to_thread(compute), self.wait_s * 4)
+            result: dict[str, Any] = await asyncio.wait_for(asyncio.shield(entry.task), self.answer_s)
         except TimeoutError:
-            raise BrokerUnavailableError(f"the cluster did not answer within {self.wait_s * 4:.0f} s") from None
+            raise BrokerUnavailableError(f"the cluster did not answer within {self.answer_s:.0f} s") from None
+        return result
 
     def close(self) -> None:
         """Let the admin client go (it has no close; librdkafka destroys it with the last reference)."""
         self._cluster = None
 
     def cluster(self) -> Cluster:
-        if self._cluster is None:
-            self._cluster = Cluster(self.settings, wait_s=self.wait_s)
-        return self._cluster
+        with self._lock:  # views compute in threads of their own; they share one admin client
+            if self._cluster is None:
+                self._cluster = Cluster(self.settings, wait_s=self.wait_s)
+            return self._cluster
 
     def _topics(self) -> dict[str, Any]:
         cluster = self.cluster()
