@@ -68,6 +68,8 @@ def configure_tracing(service_name: str, *, exporter: SpanExporter | None = None
     OTel's global one, so a handler's own spans (``trace.get_tracer(...)``) join the same traces.
     """
     global _tracer
+    if _tracer is not None:
+        raise RuntimeError("tracing is already configured in this process (close the first one)")
     from_env = exporter is None
     if from_env:
         exporter = _exporter_from_env()
