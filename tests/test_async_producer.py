@@ -12,8 +12,9 @@ import pytest
 
 from hubstream import kafka_config
 from hubstream.settings import Settings
-from kafka_producer.producer import AsyncProducer, BrokerError, RecordTooLargeError
+from kafka_producer.producer import AsyncProducer, BrokerError, Delivery, RecordTooLargeError
 from tests.fixtures.broker import LocalKafka
+from tests.fixtures.readers import read_all
 
 pytestmark = pytest.mark.asyncio
 
@@ -85,3 +86,27 @@ async def test_close_stops_the_client_and_fails_what_it_could_not_deliver() -> N
             break
         await asyncio.sleep(0.1)
     assert native_threads() <= before
+
+
+async def test_send_many_resolves_one_future_with_each_records_outcome_in_order(kafka_broker: LocalKafka) -> None:
+    topic = kafka_broker.create_topic("async-producer-many", partitions=3)
+    values: list[bytes | None] = [f"v{i}".encode() for i in range(3000)]
+    values[1234] = b"x" * 20_000  # over this producer's limit: refused at produce time, alone
+    keys = [f"k{i % 11}" for i in range(3000)]
+    headers = [[("n", str(i).encode())] for i in range(3000)]
+    async with AsyncProducer(config(kafka_broker, **{"message.max.bytes": 10_000})) as producer:
+        outcomes = await producer.send_many(topic, values, keys=keys, headers=headers)
+        assert await producer.send_many(topic, []) == []
+    too_large = outcomes.pop(1234)
+    assert isinstance(too_large, RecordTooLargeError)
+    deliveries = [o for o in outcomes if isinstance(o, Delivery)]
+    assert len(deliveries) == 2999 and {d.topic for d in deliveries} == {topic}
+    for partition in {d.partition for d in deliveries}:  # in the order given, within each partition
+        offsets = [d.offset for d in deliveries if d.partition == partition]
+        assert offsets == list(range(len(offsets)))
+    by_key = {}  # one key, one partition
+    for i, d in enumerate(deliveries):
+        by_key.setdefault(keys[i if i < 1234 else i + 1], set()).add(d.partition)
+    assert all(len(parts) == 1 for parts in by_key.values())
+    [first] = [m for m in read_all(kafka_broker, topic, partitions=3) if m.value() == b"v0"]
+    assert first.key() == b"k0" and first.headers() == [("n", b"0")]
