@@ -116,14 +116,25 @@ class EventPublisher:
     async def _send_all(
         self, topic: str, prepared: Sequence[Prepared], trace_headers: list[tuple[str, bytes]]
     ) -> list[Published | BrokerError]:
-        sends = (self._send(topic, p, trace_headers) for p in prepared)
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        out: list[Published | BrokerError] = []
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, BrokerError):
-                raise result
-            out.append(result)
-        return out
+        """One send_many for the batch: one future and one wait for all of its acknowledgements."""
+        headers = [p.encoded.headers + trace_headers for p in prepared] if trace_headers else None
+        future = self._producer.send_many(
+            topic,
+            [p.encoded.value for p in prepared],
+            keys=[p.key for p in prepared],
+            headers=headers or [p.encoded.headers for p in prepared],
+        )
+        try:
+            outcomes = await asyncio.wait_for(future, self._delivery_timeout_s)
+        except TimeoutError:
+            late = BrokerUnavailableError(
+                f"no acknowledgement from the broker for {topic!r} within {self._delivery_timeout_s:.0f} s"
+            )
+            return [late] * len(prepared)  # each event's outcome, as when the broker answers
+        return [
+            o if isinstance(o, BrokerError) else Published(o.topic, o.partition, o.offset, p.encoded.schema_id)
+            for o, p in zip(outcomes, prepared, strict=True)
+        ]
 
     async def _send(
         self, topic: str, prepared: Prepared, trace_headers: list[tuple[str, bytes]] | None = None
