@@ -24,7 +24,7 @@ from devstack.topics import ensure_topics
 from hubstream.errors import BrokerUnavailableError
 from hubstream.settings import Settings
 from tests.fixtures.broker import LocalKafka, session_broker_kind, unique
-from tests.fixtures.delivery import delivery_settings, running_node, token
+from tests.fixtures.delivery import auth, delivery_settings, running_node, token
 from tests.fixtures.events import chat_event
 from tests.fixtures.services import (
     CHAT,
@@ -138,7 +138,7 @@ def _data_routes_need_an_admin_token(url: str) -> None:
         assert missing.status_code == 401 and missing.json()["error"]["code"] == "Unauthorized", missing.text
         recipient = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {token('u1')}"}, timeout=10)
         assert recipient.status_code == 403 and recipient.json()["error"]["code"] == "Forbidden", recipient.text
-    admin = httpx.get(f"{url}/console/api/groups", headers={"Authorization": f"Bearer {token('ops', admin=True)}"})
+    admin = httpx.get(f"{url}/console/api/groups", headers=auth("ops", admin=True), timeout=20)
     assert admin.status_code == 200 and "groups" in admin.json()
 
 
