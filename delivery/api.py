@@ -26,6 +26,7 @@ from delivery.mailbox import Cursor, MailboxError, Message, Page, StoreUnavailab
 from delivery.metrics import DeliveryMetrics
 from delivery.stores import MailboxStore
 from delivery.streams import Farewell, Follow, Gap, StreamItem
+from delivery.traces import stream_send_span
 from hubstream.settings import DeliverySettings
 from kafka_consumer.health import WorkerStatus
 
@@ -216,7 +217,10 @@ async def _sse(items: AsyncIterator[StreamItem], service: DeliveryService) -> As
         async for item in items:
             if isinstance(item, Message):
                 metrics.sends.labels("sse").inc()
-                yield ServerSentEvent(data=item.wire_json(), event=item.schema_name, id=str(item.cursor))
+                with stream_send_span(
+                    item.trace, topic=item.topic, recipient=item.recipient, cursor=str(item.cursor), stream="sse"
+                ):
+                    yield ServerSentEvent(data=item.wire_json(), event=item.schema_name, id=str(item.cursor))
             elif isinstance(item, Gap):
                 yield ServerSentEvent(data=_gap_json(item), event="gap", id=str(item.resume) if item.resume else None)
             else:
@@ -242,9 +246,14 @@ async def _websocket(
 
     async def send_from(cursor: Cursor | None) -> None:
         async for item in service.follow.items(recipient, cursor, conversation, principal.expires_at):
-            await asyncio.wait_for(ws.send_text(_ws_frame(item)), service.settings.send_timeout_s)
             if isinstance(item, Message):
+                with stream_send_span(
+                    item.trace, topic=item.topic, recipient=recipient, cursor=str(item.cursor), stream="websocket"
+                ):
+                    await asyncio.wait_for(ws.send_text(_ws_frame(item)), service.settings.send_timeout_s)
                 service.metrics.sends.labels("ws").inc()
+                continue
+            await asyncio.wait_for(ws.send_text(_ws_frame(item)), service.settings.send_timeout_s)
             if isinstance(item, Farewell):
                 await ws.close(code=1012 if item.reason == "shutdown" else 1013, reason=item.reason)
                 return

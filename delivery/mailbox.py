@@ -86,6 +86,7 @@ class Delivery:
     schema_id: str
     conversation: str | None
     event_json: str  # the event as natural JSON text
+    trace: str | None = None  # W3C traceparent of its mailbox-write span, kept while tracing is on
 
     def stored_as(self, cursor: Cursor, arrived_at_ms: int) -> Message:
         """The message this delivery became in its recipient's mailbox."""
@@ -99,6 +100,7 @@ class Delivery:
             self.conversation,
             self.event_json,
             arrived_at_ms,
+            self.trace,
         )
 
 
@@ -113,6 +115,7 @@ class Message:
     conversation: str | None
     event_json: str
     arrived_at_ms: int
+    trace: str | None = None  # the traceparent its stream send continues (not sent to clients)
 
     def as_json(self) -> dict[str, Any]:
         """The wire form; ``event`` is spliced in as raw JSON by ``wire_json`` to avoid parsing it again."""

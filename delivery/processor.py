@@ -25,14 +25,16 @@ import queue
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
+
+from opentelemetry.trace import Span
 
 from delivery.mailbox import Delivery, StoreUnavailableError
 from delivery.metrics import DeliveryMetrics
 from delivery.routing import NoRecipientError, Route
 from delivery.stores import MailboxStore
-from delivery.traces import mailbox_write_spans
+from delivery.traces import end_write_spans, start_write_spans, traceparent
 from hubstream import tracing
 from hubstream.errors import RegistryError, SerdeError
 from kafka_consumer.dead_letters import DeadLetterError, DeadLetterWriter, WriterFactory
@@ -174,20 +176,29 @@ class DeliveryProcessor:
             routed = await self._retrying(
                 "the schema registry", "decode", lambda: asyncio.to_thread(self._route, batch)
             )
+        spans = self._trace(routed, taken_ns) if taken_ns else None
         deliveries = [d for r in routed for d in r.deliveries]
         started = time.monotonic()
         stored = await self._retrying("the mailbox store", "write", lambda: self._store.write(deliveries))
         if deliveries:
             self._metrics.write_seconds.observe(time.monotonic() - started)
         self._count(routed, len(deliveries) - stored)
-        if taken_ns:
-            group = self._context.group if self._context else ""
-            written = [(r.record, len(r.deliveries), r.poison) for r in routed]
-            mailbox_write_spans(written, group=group, started_ns=taken_ns)
+        if spans is not None:
+            end_write_spans(spans, [(len(r.deliveries), r.poison) for r in routed])
         for r in routed:
             if r.poison is not None and not await self._dead_letter(r):
                 continue
             self._done(Completed(r.lane.id, r.lane.tp, r.record.offset))
+
+    def _trace(self, routed: list[_Routed], taken_ns: int) -> list[Span]:
+        """Start each record's mailbox-write span; its deliveries keep the span's traceparent for their streams."""
+        group = self._context.group if self._context else ""
+        spans = start_write_spans([r.record for r in routed], group=group, started_ns=taken_ns)
+        for r, span in zip(routed, spans, strict=True):
+            if r.deliveries:
+                parent = traceparent(span)
+                r.deliveries = [replace(d, trace=parent) for d in r.deliveries]
+        return spans
 
     def _route_inline(self, batch: list[tuple[Lane, Record]]) -> list[_Routed] | None:
         """A few records of schemas decoded before, routed on the loop (a thread hop would cost more); None when

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from delivery.mailbox import AckAheadError, Cursor, Delivery
-from delivery.stores import MailboxStore, Retention
+from delivery.stores import MailboxStore, Retention, open_store
 from delivery.wakeups import Wakeups
-from tests.fixtures.stores import StoreFactory, delivery
+from tests.fixtures.stores import DEFAULT_RETENTION, StoreFactory, delivery
 
 pytestmark = pytest.mark.asyncio
 
@@ -189,3 +192,36 @@ async def test_a_write_wakes_the_recipients_waiters(new_store: StoreFactory, wak
         await store.write(deliveries("u1", 1))
         assert await waiter.wait(2.0) is True
         assert await other.wait(0.05) is False
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_a_message_keeps_its_trace_context(new_store: StoreFactory, wakeups: Wakeups) -> None:
+    store = await new_store()
+    traced = replace(delivery("u1", "e-traced"), trace=TRACEPARENT)
+    with wakeups.subscribe("u1") as waiter:
+        await store.write([traced, delivery("u1", "e-plain", offset=1)])
+        handed = waiter.take()  # what a following stream on this node gets without reading
+    assert handed is not None and [m.trace for m in handed] == [TRACEPARENT, None]
+    page = await store.read("u1", None, 10)  # what a stream reads back, on any node, after any reconnect
+    assert [m.trace for m in page.messages] == [TRACEPARENT, None]
+    assert "trace" not in page.messages[0].as_json()  # kept for the stream's span, never sent to clients
+
+
+async def test_a_sqlite_file_from_before_traces_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the messages table as it was created before the trace column
+        db.execute(
+            "CREATE TABLE messages (recipient TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,"
+            " topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL, schema_name TEXT NOT NULL,"
+            " schema_id TEXT NOT NULL, conversation TEXT, event_json TEXT NOT NULL, arrived_at INTEGER NOT NULL,"
+            " acked_at INTEGER, PRIMARY KEY (recipient, seq)) WITHOUT ROWID"
+        )
+    store = open_store(f"sqlite:{path}", retention=DEFAULT_RETENTION, wakeups=Wakeups(), state_dir=tmp_path)
+    await store.open()
+    try:
+        await store.write([replace(delivery("u1", "e1"), trace=TRACEPARENT)])
+        assert [m.trace for m in (await store.read("u1", None, 10)).messages] == [TRACEPARENT]
+    finally:
+        await store.close()

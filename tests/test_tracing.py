@@ -19,7 +19,7 @@ from hubstream import tracing
 from hubstream.errors import ConfigurationError
 from kafka_consumer.events import ConsumedEvent
 from tests.fixtures.broker import LocalKafka, unique
-from tests.fixtures.delivery import delivery_settings, running_node
+from tests.fixtures.delivery import SseClient, auth, delivery_settings, running_node
 from tests.fixtures.events import chat_event
 from tests.fixtures.readers import read_all
 from tests.fixtures.services import CHAT, make_settings, producer_api, register_contracts, running_worker, write_catalog
@@ -161,7 +161,9 @@ def test_one_trace_spans_the_request_the_record_the_handler_and_the_mailbox_writ
         assert batch.status_code == 200, batch.text
         wait_for(lambda: handled.count() == 4, "the handler saw the four events")
         wait_for(lambda: len(_named(spans, f"deliver {topic}")) == 4, "four mailbox-write spans", timeout_s=60)
-        assert node.url
+        # read back from the store: each message kept its mailbox-write span's traceparent
+        assert len(SseClient(f"{node.url}/v1/mailboxes/u2/stream", headers=auth("u2")).read(3)) == 3
+        wait_for(lambda: len(_named(spans, f"stream {topic}")) == 3, "three stream-send spans", timeout_s=30)
 
     by_id = {span.context.span_id: span for span in spans.get_finished_spans()}
     servers = sorted(_named(spans, "POST"), key=lambda s: s.start_time or 0)
@@ -203,6 +205,14 @@ def test_one_trace_spans_the_request_the_record_the_handler_and_the_mailbox_writ
         assert write.parent is not None and by_id[write.parent.span_id] in (single, batched)
         assert write.attributes is not None and write.attributes["hubstream.delivery.recipients"] == 1
         assert write.status.is_ok
+    writes = {w.context.span_id: w for w in _named(spans, f"deliver {topic}")}
+    streamed = _named(spans, f"stream {topic}")
+    for send in streamed:  # the stream send continues its message's mailbox write
+        assert send.kind is SpanKind.PRODUCER and send.context.trace_id == int(TRACE_ID, 16)
+        assert send.parent is not None and send.parent.span_id in writes
+        assert send.attributes is not None and send.attributes["hubstream.delivery.recipient"] == "u2"
+        assert send.attributes["hubstream.delivery.stream"] == "sse"
+    assert sorted(_offset(writes[s.parent.span_id]) for s in streamed if s.parent) == [1, 2, 3]
 
 
 def test_without_tracing_no_record_gets_a_traceparent(chat: tuple[Any, str], kafka_broker: LocalKafka) -> None:

@@ -47,13 +47,14 @@ CREATE TABLE IF NOT EXISTS mailbox_messages (
     partition integer NOT NULL, "offset" bigint NOT NULL, schema_name text NOT NULL, schema_id text NOT NULL,
     conversation text, event_json text NOT NULL, arrived_at bigint NOT NULL, acked_at bigint,
     PRIMARY KEY (recipient, seq));
+ALTER TABLE mailbox_messages ADD COLUMN IF NOT EXISTS trace text;
 CREATE UNIQUE INDEX IF NOT EXISTS mailbox_messages_by_event ON mailbox_messages (recipient, event_id);
 CREATE INDEX IF NOT EXISTS mailbox_messages_by_arrival ON mailbox_messages (arrived_at);
 CREATE INDEX IF NOT EXISTS mailbox_messages_by_conversation ON mailbox_messages (recipient, conversation, seq);
 """
 _READ = """
 SELECT f.floor_seq, m.seq, m.event_id, m.topic, m.schema_name, m.schema_id, m.conversation, m.event_json,
-       m.arrived_at
+       m.arrived_at, m.trace
 FROM (SELECT coalesce((SELECT floor_seq FROM mailbox_recipients WHERE recipient = %(r)s), 0) AS floor_seq) f
 LEFT JOIN LATERAL (
     SELECT * FROM mailbox_messages
@@ -185,8 +186,9 @@ class PostgresStore:
                 conv,
                 event_json,
                 arrived_at,
+                trace,
             )
-            for _, seq, event_id, topic, schema_name, schema_id, conv, event_json, arrived_at in rows
+            for _, seq, event_id, topic, schema_name, schema_id, conv, event_json, arrived_at, trace in rows
             if seq is not None
         ]
         start = max(after_seq, floor)
@@ -264,7 +266,7 @@ class PostgresStore:
             raise StoreUnavailableError(f"the mailbox database failed: {exc}") from exc
 
     async def _insert(self, conn: psycopg.AsyncConnection[Any], new: list[tuple[Delivery, int]], now: int) -> None:
-        columns: list[list[Any]] = [[] for _ in range(10)]
+        columns: list[list[Any]] = [[] for _ in range(11)]
         for d, seq in new:
             for column, value in zip(
                 columns,
@@ -279,14 +281,16 @@ class PostgresStore:
                     d.schema_id,
                     d.conversation,
                     d.event_json,
+                    d.trace,
                 ),
                 strict=True,
             ):
                 column.append(value)
         await conn.execute(
-            "INSERT INTO mailbox_messages SELECT r, s, e, t, p, o, sn, si, c, j, %s, NULL FROM unnest(%s::text[], "
-            "%s::bigint[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[]) AS v(r, s, e, t, p, o, sn, si, c, j)",
+            'INSERT INTO mailbox_messages (recipient, seq, event_id, topic, partition, "offset", schema_name, '
+            "schema_id, conversation, event_json, arrived_at, trace) SELECT r, s, e, t, p, o, sn, si, c, j, %s, tr "
+            "FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[]) AS v(r, s, e, t, p, o, sn, si, c, j, tr)",
             [now, *columns],
         )
 

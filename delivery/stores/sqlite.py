@@ -36,12 +36,12 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS messages (recipient TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,"
     " topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL, schema_name TEXT NOT NULL,"
     " schema_id TEXT NOT NULL, conversation TEXT, event_json TEXT NOT NULL, arrived_at INTEGER NOT NULL,"
-    " acked_at INTEGER, PRIMARY KEY (recipient, seq)) WITHOUT ROWID",
+    " acked_at INTEGER, trace TEXT, PRIMARY KEY (recipient, seq)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_event ON messages (recipient, event_id)",
     "CREATE INDEX IF NOT EXISTS messages_by_arrival ON messages (arrived_at)",
     "CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (recipient, conversation, seq)",
 )
-_COLUMNS = "recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at"
+_COLUMNS = "recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at, trace"
 
 
 class SqliteStore:
@@ -143,6 +143,8 @@ class SqliteStore:
             os.chmod(self.path, 0o600)
         for statement in (*_SCHEMA, *sqlite_webhooks.SCHEMA):
             db.execute(statement)
+        if "trace" not in {column[1] for column in db.execute("PRAGMA table_info(messages)")}:
+            db.execute("ALTER TABLE messages ADD COLUMN trace TEXT")  # a file from before traces were kept
         db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.token_hex(4),))
         return str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
 
@@ -179,9 +181,14 @@ class SqliteStore:
                         d.conversation,
                         d.event_json,
                         now,
+                        d.trace,
                     )
                 )
-            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", rows)
+            db.executemany(
+                "INSERT INTO messages (recipient, seq, event_id, topic, partition, offset, schema_name, schema_id,"
+                " conversation, event_json, arrived_at, trace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             touched = {row[0] for row in rows}
             db.executemany(
                 "UPDATE recipients SET last_seq = ? WHERE recipient = ?", [(last[r], r) for r in sorted(touched)]
@@ -279,12 +286,14 @@ class SqliteStore:
         return removed
 
     def _written(self, row: tuple[Any, ...]) -> Message:
-        recipient, seq, event_id, topic, _, _, schema_name, schema_id, conversation, event_json, arrived_at = row
+        recipient, seq, event_id, topic, _, _, schema_name, schema_id, conversation, event_json, arrived_at, trace = row
         cursor = Cursor(self._epoch, seq)
-        return Message(recipient, cursor, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at)
+        return Message(
+            recipient, cursor, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at, trace
+        )
 
     def _message(self, row: tuple[Any, ...]) -> Message:
-        recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at = row
+        recipient, seq, event_id, topic, schema_name, schema_id, conversation, event_json, arrived_at, trace = row
         return Message(
             recipient,
             Cursor(self._epoch, seq),
@@ -295,6 +304,7 @@ class SqliteStore:
             conversation,
             event_json,
             arrived_at,
+            trace,
         )
 
     def _cursor(self, seq: int | None) -> Cursor | None:
