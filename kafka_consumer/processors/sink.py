@@ -126,11 +126,7 @@ class SinkProcessor:
 
     def accept(self, records: list[tuple[Lane, Record]]) -> None:
         for lane, record in records:
-            if lane.id in self._halted:
-                continue
-            if self._registry.down or lane.id in self._lettering:
-                self._held.setdefault(lane.id, deque()).append((lane, record))
-            else:
+            if lane.id not in self._halted:
                 self._write_or_hold(lane, record)
 
     def reports(self) -> list[Report]:
@@ -196,14 +192,11 @@ class SinkProcessor:
         held, self._held = self._held, {}
         for queue in held.values():
             while queue:
-                lane, record = queue.popleft()
-                if self._registry.down:
-                    self._held.setdefault(lane.id, deque()).append((lane, record))
-                else:
-                    self._write_or_hold(lane, record)
+                self._write_or_hold(*queue.popleft())
 
     def _write_or_hold(self, lane: Lane, record: Record) -> None:
-        if lane.id in self._lettering:
+        """Write a record, or hold it (in order) while the registry is down or a dead letter before it is on its way."""
+        if self._registry.down or lane.id in self._lettering:
             self._held.setdefault(lane.id, deque()).append((lane, record))
             return
         try:
@@ -256,11 +249,7 @@ class SinkProcessor:
             self._reports.append(Completed(lane.id, lane.tp, record.offset))
             waiting = self._held.pop(lane.id, deque())
             while waiting:
-                held_lane, held = waiting.popleft()
-                if self._registry.down:
-                    self._held.setdefault(lane.id, deque()).append((held_lane, held))
-                else:
-                    self._write_or_hold(held_lane, held)
+                self._write_or_hold(*waiting.popleft())
 
     def _writer_schema(self, schema_id: str) -> dict[str, Any]:
         schema = self._writer_schemas.get(schema_id)
