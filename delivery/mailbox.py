@@ -14,6 +14,7 @@ Clients treat cursors as opaque strings and dedupe on ``eventId``, the one id ev
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -165,5 +166,6 @@ def _text(cursor: Cursor | None) -> str | None:
     return None if cursor is None else str(cursor)
 
 
+@functools.lru_cache(maxsize=256)  # the messages of one write share their arrival time
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
