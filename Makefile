@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test check fuzz test-chaos bench bench-serde bench-producer bench-failover bench-delivery bench-webhooks install postgres kcat chromium clean
+.PHONY: dev test check fuzz test-chaos bench bench-serde bench-producer bench-consumer bench-failover bench-delivery bench-webhooks install postgres kcat chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubstream needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -39,13 +39,16 @@ fuzz: $(STAMP)
 test-chaos: $(STAMP) postgres
 	$(BIN)/python -m pytest -m chaos
 
-bench: bench-serde bench-producer bench-failover bench-delivery bench-webhooks
+bench: bench-serde bench-producer bench-consumer bench-failover bench-delivery bench-webhooks
 
 bench-serde: $(STAMP)
 	$(BIN)/python bench/serde.py
 
 bench-producer: $(STAMP)
 	$(BIN)/python bench/producer.py
+
+bench-consumer: $(STAMP)
+	$(BIN)/python bench/consumer.py
 
 bench-failover: $(STAMP)
 	$(BIN)/python bench/failover.py
