@@ -6,6 +6,14 @@
 that become non-finite floats. Here the body must be strict UTF-8, each of the first three is a 400, and
 the others are refused with the path of the value (422), as are strings with a lone UTF-16 surrogate
 (``"\\ud800"``), which no Avro string (UTF-8) can hold.
+
+A body with at most ``_FAST_DEPTH`` brackets (an event, a small batch) is parsed by orjson (2.5 against 5.9 µs
+for a ChatResponse event here). Where orjson and ``json.loads`` could differ, the standard library decides, so
+every answer stays as it was: orjson refuses (invalid UTF-8, ``NaN``, out-of-range numbers, lone surrogates), or
+the body has a run of 19 digits (orjson makes an integer beyond 64 bits a float, ``json.loads`` keeps it exact).
+The bracket bound keeps orjson to nesting ``json.loads`` always parses (beyond ~900 it runs out of recursion, a
+400, where orjson goes on to 1,024); for bigger bodies, such as a 500-event batch, checking the depth after orjson
+cost more than orjson saved.
 """
 
 from __future__ import annotations
@@ -16,12 +24,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from hubstream.errors import HubstreamError
 from schemas.paths import format_path
 
 # an escaped surrogate half anywhere in the text: only then can a parsed string hold a lone one
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# where an integer literal may be beyond 64 bits: a run of 19 digits (a shorter one cannot be; a run
+# in a string only costs the standard library's parse). Digits become zeros, the run is found by bytes.find (~20x re).
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
+# nesting json.loads always parses within the default recursion limit, whatever the server's stack
+_FAST_DEPTH = 512
 
 
 class RejectedRequestError(HubstreamError):
@@ -68,6 +84,16 @@ class ParsedBody:
 
 def parse_json(body: bytes) -> ParsedBody:
     """The JSON value of ``body``; RejectedRequestError (400) for what is not JSON we can take."""
+    brackets = body.count(b"[") + body.count(b"{")  # the deepest it can nest
+    if brackets <= _FAST_DEPTH and body.translate(_DIGITS_AS_ZEROS).find(_LONG_DIGITS) < 0:
+        try:
+            return ParsedBody(orjson.loads(body), [])
+        except orjson.JSONDecodeError:
+            pass  # the standard library names the problem, or takes what orjson does not (NaN, a lone surrogate)
+    return _parse_json_stdlib(body)
+
+
+def _parse_json_stdlib(body: bytes) -> ParsedBody:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
