@@ -31,15 +31,27 @@ class ConsumedEvent:
 def decode_event(serde: AvroSerde, record: Record, reader: Contract | None = None) -> ConsumedEvent:
     """Decode a consumed record (either Azure wire format); raises SerdeError or RegistryError."""
     decoded = serde.decode(record.value, record.headers, reader=reader)
-    return ConsumedEvent(
-        value=decoded.record,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        timestamp_ms=record.timestamp_ms,
-        schema_id=decoded.schema_id,
-        schema_name=decoded.writer_schema_name,
-        headers=list(record.headers),
-        body=decoded.body,
+    # the frozen dataclass's __init__ sets each field through object.__setattr__, several times the cost of
+    # filling its __dict__ at once; this is the poll loop's hot path, and every field is given
+    event = _new(ConsumedEvent)
+    _set(
+        event,
+        "__dict__",
+        {
+            "value": decoded.record,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key,
+            "timestamp_ms": record.timestamp_ms,
+            "schema_id": decoded.schema_id,
+            "schema_name": decoded.writer_schema_name,
+            "headers": list(record.headers),
+            "body": decoded.body,
+        },
     )
+    return event
+
+
+_new = object.__new__
+_set = object.__setattr__

@@ -3,19 +3,21 @@
 confluent-kafka's ``Message`` types topic, partition and offset as optional (a Message can also be an error
 event, or one built by hand); on a record consumed without error librdkafka always sets them. ``record_of``
 checks that once, where the poll loop receives the record, so nothing downstream narrows them again.
+
+A Record is a NamedTuple, not a frozen dataclass: the poll loop builds one per record, and a frozen dataclass's
+``__init__`` (one ``object.__setattr__`` per field) cost several times as much.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import Message
 
 Header = tuple[str, bytes | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     topic: str
     partition: int
     offset: int
@@ -39,15 +41,18 @@ def record_of(message: Message) -> Record:
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     if topic is None or partition is None or offset is None or message.error() is not None:
         raise ValueError(f"not a consumed record: {topic}[{partition}]@{offset} ({message.error()})")
-    raw = message.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
+    raw = message.headers()
+    headers: list[Header] = []
+    if isinstance(raw, list):
+        headers = raw  # type: ignore[assignment] # librdkafka gives a new list of (str, bytes | None) each call
+        for _, value in raw:
+            if value.__class__ is str:  # a hand-built Message
+                headers = [(name, value.encode() if isinstance(value, str) else value) for name, value in raw]
+                break
+    elif raw:
+        headers = [(name, value.encode() if isinstance(value, str) else value) for name, value in raw.items()]
     _, timestamp = message.timestamp()
-    return Record(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=message.key(),
-        value=message.value(),
-        headers=[(name, value.encode() if isinstance(value, str) else value) for name, value in pairs],
-        timestamp_ms=timestamp,
-    )
+    return _new(Record, (topic, partition, offset, message.key(), message.value(), headers, timestamp))
+
+
+_new = tuple.__new__  # Record's own __new__ is a Python function: this skips it (the poll loop's hot path)

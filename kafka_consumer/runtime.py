@@ -160,27 +160,42 @@ class ConsumerWorker:
 
     def _accept(self, messages: list[Message]) -> None:
         records: list[tuple[Lane, Record]] = []
+        track = self._owned.track
         for message in messages:
             error = message.error()
             if error is not None:
                 check_record_error(self.group, error)
                 continue
             record = record_of(message)
-            lane = self._owned.track(record)
+            lane = track(record)
             if lane is not None:
-                self.metrics.for_topic(self.group, lane.tp[0]).consumed.inc()
                 records.append((lane, record))
         if records:
+            self._count_consumed(records)
             self.processor.accept(records)
 
+    def _count_consumed(self, records: list[tuple[Lane, Record]]) -> None:
+        """One increment per topic and batch (a labelled series costs a lock per inc)."""
+        topic, count = records[0][0].tp[0], 0
+        for lane, _ in records:
+            if lane.tp[0] != topic:
+                self.metrics.for_topic(self.group, topic).consumed.inc(count)
+                topic, count = lane.tp[0], 0
+            count += 1
+        self.metrics.for_topic(self.group, topic).consumed.inc(count)
+
     def _take_reports(self) -> None:
+        completed: dict[TP, int] = {}  # counted for the commit schedule once per partition, not per record
+        apply = self._owned.apply
         for report in self.processor.reports():
-            if self._owned.apply(report) is None:
+            if apply(report) is None:
                 continue
             if not isinstance(report, Halted):
-                self._committer.schedule.completed(report.tp)
+                completed[report.tp] = completed.get(report.tp, 0) + 1
             elif self._owned.stop(self._consumer, report.tp, f"at offset {report.offset}: {report.reason}"):
                 self.health.stopped_partitions = self._owned.stopped()
+        for tp, count in completed.items():
+            self._committer.schedule.completed(tp, count)
 
     def _commit(self, *, force: bool = False, only: set[TP] | None = None) -> None:
         if self._consumer is not None:

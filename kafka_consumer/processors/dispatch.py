@@ -10,8 +10,14 @@ order allows (key_order.KeyOrderedQueue) and reports back through a thread-safe 
 (kafka_consumer.processing defines both.)
 
 Async handlers run on the loop; plain ones in a thread pool, so a slow handler holds up only its own key (or
-partition). Lanes have ids: a partition revoked and assigned again gets a new lane, and reports from the old one
-are ignored by the worker.
+partition). A lane has one runner task per key slot (key_concurrency), not one task per record: a runner handles
+its record, then the next one key order lets start, and so on until the lane has none. For a plain handler a
+runner hands up to ``_BATCH`` records to one pool thread, which runs them in order (one thread hop per batch);
+a record that raises or returns an awaitable comes back to the loop for its retries and dead letter before the
+rest run. With tracing on, every record takes the one-at-a-time path, in its own span.
+
+Lanes have ids: a partition revoked and assigned again gets a new lane, and reports from the old one are
+ignored by the worker.
 
 A plain handler still running when its lane closes cannot be interrupted: its thread is "abandoned" and stays
 out of the pool until the handler returns (``abandoned()``). When every thread of the pool is abandoned, no
@@ -30,7 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -41,23 +47,36 @@ from kafka_consumer.events import ConsumedEvent
 from kafka_consumer.failures import Failed, RetryPolicy, call_with_retries
 from kafka_consumer.handlers import Handler
 from kafka_consumer.loop_thread import LoopThread
-from kafka_consumer.metrics import WorkerMetrics
+from kafka_consumer.metrics import TopicMetrics, WorkerMetrics
 from kafka_consumer.outages import Outage
 from kafka_consumer.processing import Completed, Halted, Lane, Report
 from kafka_consumer.processors.key_order import KeyOrderedQueue
+from kafka_consumer.processors.timings import Timings
 from kafka_consumer.records import Record
 
 log = logging.getLogger(__name__)
 
 _REGISTRY_FIRST_BACKOFF_S = 0.5
 _REGISTRY_MAX_BACKOFF_S = 30.0
+_BATCH = 64  # plain handlers: records one pool thread runs in a row (one thread hop, not one per record)
+_YIELD_EVERY = 64  # a runner lets other lanes in this often (an async handler that never suspends would not)
 
 TP = tuple[str, int]
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class Work:
+def _completed(lane: int, tp: TP, offset: int) -> Completed:
+    """Completed(lane, tp, offset), one per record: filling the frozen dataclass's __dict__ at once costs a third
+    of its __init__ (one object.__setattr__ per field)."""
+    report = _new(Completed)
+    report.__dict__.update(lane=lane, tp=tp, offset=offset)
+    return report
+
+
+_new = object.__new__
+
+
+class Work(NamedTuple):
     """A fetched record for a lane: decoded, or with the reason it could not be."""
 
     record: Record
@@ -71,7 +90,9 @@ class _Lane:
     id: int
     tp: TP
     queue: KeyOrderedQueue[Work]
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    metrics: TopicMetrics  # its labelled series, looked up once
+    timings: Timings  # its handler run times, added to metrics.handler_seconds in bulk
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # its runners: at most one per key slot
     halted: bool = False
     closed: bool = False
 
@@ -177,7 +198,9 @@ class Dispatcher:
         return factory()
 
     def _open(self, lane: Lane) -> None:
-        self._lanes[lane.id] = _Lane(lane.id, lane.tp, KeyOrderedQueue(self._concurrency))
+        metrics = self._metrics.for_topic(self.group, lane.tp[0])
+        queue: KeyOrderedQueue[Work] = KeyOrderedQueue(self._concurrency)
+        self._lanes[lane.id] = _Lane(lane.id, lane.tp, queue, metrics, Timings(metrics.handler_seconds))
 
     def _submit(self, works: list[tuple[int, Work]]) -> None:
         touched: dict[int, _Lane] = {}
@@ -191,11 +214,74 @@ class Dispatcher:
             self._pump(lane)
 
     def _pump(self, lane: _Lane) -> None:
+        """Start a runner for each record that may start now (each then runs on while its lane has work)."""
         if lane.closed or lane.halted:
             return
         for work in lane.queue.take():
-            task = self._loop.create_task(self._run(lane, work))
-            lane.tasks.add(task)
+            self._start_runner(lane, work)
+
+    def _start_runner(self, lane: _Lane, work: Work) -> None:
+        task = self._loop.create_task(self._runner(lane, work))
+        lane.tasks.add(task)
+        task.add_done_callback(lane.tasks.discard)
+
+    async def _runner(self, lane: _Lane, work: Work) -> None:
+        """Run ``work``, then the lane's next records as key order lets them start, in the slot ``work`` took:
+        one task per slot instead of one per record. Plain handlers get their records in batches (_run_batch)."""
+        ran = succeeded = 0
+        try:
+            while True:
+                key = work.record.key
+                try:
+                    if tracing.enabled():
+                        await self._process(lane, work)
+                    elif self._is_async:
+                        succeeded += await self._run_async(lane, work)
+                    else:
+                        await self._run_batch(lane, [work, *lane.queue.take_more(key, _BATCH - 1)])
+                finally:
+                    lane.queue.done(key)
+                if lane.closed or lane.halted:
+                    return
+                started = lane.queue.take()
+                if not started:
+                    return
+                work = started[0]
+                for other in started[1:]:  # (done() frees one slot, so there is at most one)
+                    self._start_runner(lane, other)
+                ran += 1
+                if ran % _YIELD_EVERY == 0:
+                    lane.metrics.processed.inc(succeeded)
+                    lane.timings.flush()
+                    succeeded = 0
+                    await asyncio.sleep(0)
+        finally:
+            if succeeded:
+                lane.metrics.processed.inc(succeeded)
+            lane.timings.flush()
+
+    async def _run_async(self, lane: _Lane, work: Work) -> bool:
+        """The common case in one frame: a decoded record, an async handler, tracing off; True when its first
+        attempt succeeded (the caller counts those). Anything else goes through _process: retries, decoding
+        again, dead letters, halting."""
+        event = work.event
+        handler = self._async_handler
+        if event is None or handler is None:
+            await self._process(lane, work)
+            return False
+        offset = work.record.offset
+        slot = (lane.id, offset)
+        started = time.monotonic()
+        self._running[slot] = (lane.tp, offset, started)
+        try:
+            await handler(event)
+        except BaseException as exc:  # noqa: BLE001 - _process retries it, halts, or lets cancellation through
+            await self._process(lane, work, exc)
+            return False
+        lane.timings.add(time.monotonic() - started)
+        self.reports.put(_completed(lane.id, lane.tp, offset))
+        del self._running[slot]
+        return True
 
     async def _close(self, lane_ids: list[int], timeout_s: float) -> list[tuple[TP, int]]:
         tasks: set[asyncio.Task[None]] = set()
@@ -247,36 +333,89 @@ class Dispatcher:
                 extra={"event": "handler_returned", "group": self.group, "topic": topic, "partition": partition},
             )
 
-    async def _run(self, lane: _Lane, work: Work) -> None:
+    async def _process(self, lane: _Lane, work: Work, first_error: BaseException | None = None) -> None:
+        """One record, retries and dead letter included; ``first_error``: its first attempt ran and raised."""
         record = work.record
         offset = record.offset
         slot = (lane.id, offset)
-        started = lambda: self._started(slot, lane.tp, offset)  # noqa: E731 - called on each attempt
         try:
             if tracing.enabled():
-                failed = await self._handle_in_span(work, slot, started)
+                failed = await self._handle_in_span(lane, work, slot, first_error)
             else:
-                failed = await self._handle(work, slot, started)
+                failed = await self._handle(lane, work, slot, first_error)
             if failed is None or await self._give_up(lane, record, failed):
-                self.reports.put(Completed(lane.id, lane.tp, offset))
+                self.reports.put(_completed(lane.id, lane.tp, offset))
         except asyncio.CancelledError:
             raise  # revoked, lost or shutting down: not finished, so not reported
         except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit from a handler: stop the partition, say why
             self._halt(lane, offset, f"unexpected {exc.__class__.__name__} while handling {record.where}: {exc}")
         finally:
             self._running.pop(slot, None)
-            lane.queue.done(record.key)
-            task = asyncio.current_task()
-            if task is not None:  # always: this runs as a task
-                lane.tasks.discard(task)
-            self._pump(lane)
 
-    def _started(self, slot: tuple[int, int], tp: TP, offset: int) -> None:
-        """An attempt of the handler begins (on the loop, or on a pool thread): the watch times it from now."""
-        self._running[slot] = (tp, offset, time.monotonic())
+    async def _run_batch(self, lane: _Lane, works: list[Work]) -> None:
+        """Plain handler, tracing off: decoded records go to one pool thread, which runs them in order. A record
+        that raised, returned an awaitable or must be decoded again continues through _process, then the rest."""
+        i = 0
+        while i < len(works) and not lane.closed and not lane.halted:
+            if works[i].event is None:
+                await self._process(lane, works[i])
+                i += 1
+                continue
+            end = i + 1
+            while end < len(works) and works[end].event is not None:
+                end += 1
+            seconds, error, result = await self._loop.run_in_executor(
+                self._pool, self._run_in_thread, lane, works[i:end]
+            )
+            for done, took in zip(works[i : i + len(seconds)], seconds, strict=True):
+                lane.timings.add(took)
+                self.reports.put(_completed(lane.id, lane.tp, done.record.offset))
+            if seconds:
+                lane.metrics.processed.inc(len(seconds))
+            i += len(seconds)
+            if error is None and result is None:
+                continue  # all ran, or the lane closed and the rest never started
+            if result is not None:
+                try:
+                    await result  # type: ignore[misc] # a plain handler that returned an awaitable
+                except Exception as exc:  # noqa: BLE001 - retried below like any first failure
+                    error = exc
+            if error is None:
+                lane.metrics.processed.inc()
+                self.reports.put(_completed(lane.id, lane.tp, works[i].record.offset))
+                self._running.pop((lane.id, works[i].record.offset), None)
+            else:
+                await self._process(lane, works[i], error)
+            i += 1
+
+    def _run_in_thread(self, lane: _Lane, works: list[Work]) -> tuple[list[float], BaseException | None, object]:
+        """On a pool thread: run decoded records in order while their lane is open. Returns the run time of each
+        that succeeded, then the error or awaitable of the one that stopped the run, if any."""
+        handler = self._handler
+        assert handler is not None  # the handler processor always passes one
+        seconds: list[float] = []
+        for work in works:
+            slot = (lane.id, work.record.offset)
+            with self._threads_lock:  # so that _abandon sees both or neither
+                if lane.closed:  # let go while this waited for a thread or ran: the rest never start
+                    break
+                started = time.monotonic()
+                self._running[slot] = (lane.tp, slot[1], started)
+                self._in_threads.add(slot)
+            try:
+                result = handler(work.event)  # type: ignore[arg-type] # decoded: _run_batch checked
+            except BaseException as exc:  # noqa: BLE001 - the loop retries, dead-letters or halts
+                return seconds, exc, None
+            finally:
+                self._returned(slot)
+            if inspect.isawaitable(result):
+                return seconds, None, result
+            seconds.append(time.monotonic() - started)
+            self._running.pop(slot, None)
+        return seconds, None, None
 
     async def _handle_in_span(
-        self, work: Work, slot: tuple[int, int], started_attempt: Callable[[], None]
+        self, lane: _Lane, work: Work, slot: tuple[int, int], first_error: BaseException | None
     ) -> Failed | None:
         """_handle in a consumer span that continues the record's trace (its traceparent header), retries and all."""
         record = work.record
@@ -295,15 +434,16 @@ class Dispatcher:
             kind=SpanKind.CONSUMER,
             attributes=attributes,
         ) as span:
-            failed = await self._handle(work, slot, started_attempt)
+            failed = await self._handle(lane, work, slot, first_error)
             if failed is not None:
                 span.record_exception(failed.error)
                 span.set_status(StatusCode.ERROR, f"failed {failed.attempts} attempt(s): {failed.error!r}")
             return failed
 
-    async def _handle(self, work: Work, slot: tuple[int, int], started_attempt: Callable[[], None]) -> Failed | None:
+    async def _handle(
+        self, lane: _Lane, work: Work, slot: tuple[int, int], first_error: BaseException | None
+    ) -> Failed | None:
         """None when the handler succeeded; Failed when the record should be dead-lettered."""
-        topic = work.record.topic
         if work.poison is not None:
             return Failed(work.poison, 0)
         event = work.event
@@ -313,24 +453,39 @@ class Dispatcher:
                 return decoded
             event = decoded
         started = time.monotonic()
+        if first_error is None:
+            try:
+                await self._call(lane, event, slot)  # most calls succeed: no retry machinery for them
+                failed = None
+            except Exception as exc:  # noqa: BLE001 - retried
+                failed = await self._retried(lane, work.record, event, slot, exc)
+        elif isinstance(first_error, Exception):
+            failed = await self._retried(lane, work.record, event, slot, first_error)
+        else:
+            raise first_error  # e.g. SystemExit on a pool thread: _process halts the partition
+        lane.metrics.handler_seconds.observe(time.monotonic() - started)
+        if failed is None:
+            lane.metrics.processed.inc()
+        return failed
+
+    async def _retried(
+        self, lane: _Lane, record: Record, event: ConsumedEvent, slot: tuple[int, int], error: Exception
+    ) -> Failed | None:
+        """The rest of the retry policy for a record whose first attempt raised ``error``."""
+        first = [error]
+
+        async def attempt() -> None:
+            if first:  # call_with_retries' first attempt stands for the one that already failed
+                raise first.pop()
+            await self._call(lane, event, slot)
 
         def on_retry(error: BaseException, attempt: int) -> None:
-            self._metrics.for_topic(self.group, topic).retried.inc()
+            lane.metrics.retried.inc()
             log.warning(
-                "%s: attempt %d failed (%s: %s); retrying",
-                work.record.where,
-                attempt,
-                error.__class__.__name__,
-                error,
+                "%s: attempt %d failed (%s: %s); retrying", record.where, attempt, error.__class__.__name__, error
             )
 
-        failed = await call_with_retries(
-            lambda: self._call(event, slot, started_attempt), self._retry, on_retry=on_retry
-        )
-        self._metrics.for_topic(self.group, topic).handler_seconds.observe(time.monotonic() - started)
-        if failed is None:
-            self._metrics.for_topic(self.group, topic).processed.inc()
-        return failed
+        return await call_with_retries(attempt, self._retry, on_retry=on_retry)
 
     async def _decode_again(self, work: Work) -> ConsumedEvent | Failed:
         """Decode a record that met an unreachable registry. It is tried again, with a capped backoff, for as long
@@ -356,9 +511,10 @@ class Dispatcher:
                 self._registry.recovered()
             return failed
 
-    async def _call(self, event: ConsumedEvent, slot: tuple[int, int], started_attempt: Callable[[], None]) -> None:
+    async def _call(self, lane: _Lane, event: ConsumedEvent, slot: tuple[int, int]) -> None:
+        """One attempt; the watch times it from its start (for a plain handler: when a pool thread takes it)."""
         if self._async_handler is not None:
-            started_attempt()
+            self._running[slot] = (lane.tp, slot[1], time.monotonic())
             await self._async_handler(event)
             return
         handler = self._handler
@@ -366,7 +522,7 @@ class Dispatcher:
 
         def run() -> object:
             with self._threads_lock:  # so that _abandon sees both or neither
-                started_attempt()  # when a pool thread takes it, not while it waits for one
+                self._running[slot] = (lane.tp, slot[1], time.monotonic())
                 self._in_threads.add(slot)
                 if slot[0] not in self._lanes:  # its lane closed (and gave up on it) while it waited for a thread
                     self._mark_abandoned(slot)
@@ -384,8 +540,7 @@ class Dispatcher:
 
     async def _give_up(self, lane: _Lane, record: Record, failed: Failed) -> bool:
         """Dead-letter a record that failed; False when that was not possible and the lane halted."""
-        topic = record.topic
-        self._metrics.for_topic(self.group, topic).failed.inc()
+        lane.metrics.failed.inc()
         if self._dead_letters is None:
             self._halt(
                 lane,
@@ -399,7 +554,7 @@ class Dispatcher:
         except DeadLetterError as exc:
             self._halt(lane, record.offset, str(exc))
             return False
-        self._metrics.for_topic(self.group, topic).dead_lettered.inc()
+        lane.metrics.dead_lettered.inc()
         return True
 
     def _halt(self, lane: _Lane, offset: int, reason: str) -> None:

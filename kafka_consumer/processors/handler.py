@@ -26,6 +26,7 @@ from schemas.serde import AvroSerde
 log = logging.getLogger(__name__)
 
 _REGISTRY_BACKOFF_S = 5.0
+_new = tuple.__new__
 
 
 class HandlerProcessor:
@@ -81,7 +82,24 @@ class HandlerProcessor:
         return {}
 
     def accept(self, records: list[tuple[Lane, Record]]) -> None:
-        self._running.submit([(lane.id, self._work(record)) for lane, record in records])
+        if self._registry_down_until and time.monotonic() >= self._registry_down_until:
+            self._registry_down_until = 0.0  # decode here again
+        works: list[tuple[int, Work]] = []
+        serde, readers = self._serde, self._readers
+        for lane, record in records:  # one frame for the batch: this is the poll thread's hot path
+            if self._registry_down_until:  # it failed (earlier in this batch): do not make the poll thread wait
+                works.append((lane.id, self._decode_later(record)))
+                continue
+            try:
+                event = decode_event(serde, record, readers.get(record.topic))
+            except RegistryError:
+                self._registry_down_until = time.monotonic() + _REGISTRY_BACKOFF_S
+                works.append((lane.id, self._decode_later(record)))
+            except SerdeError as exc:
+                works.append((lane.id, Work(record, poison=exc)))
+            else:
+                works.append((lane.id, _new(Work, (record, event, None, None))))  # Work(record, event)
+        self._running.submit(works)
 
     def reports(self) -> list[Report]:
         reports = self._running.reports
@@ -137,17 +155,6 @@ class HandlerProcessor:
         if self._dispatcher is None:
             raise RuntimeError("the handler processor was not started")
         return self._dispatcher
-
-    def _work(self, record: Record) -> Work:
-        if time.monotonic() < self._registry_down_until:
-            return self._decode_later(record)  # the registry just failed: do not make the poll thread wait again
-        try:
-            return Work(record, event=self._decode(record))
-        except RegistryError:
-            self._registry_down_until = time.monotonic() + _REGISTRY_BACKOFF_S
-            return self._decode_later(record)
-        except SerdeError as exc:
-            return Work(record, poison=exc)
 
     def _decode_later(self, record: Record) -> Work:
         return Work(record, decode=self._decode)  # decoded, and retried, on the lane
