@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test check fuzz test-chaos bench bench-serde bench-producer bench-consumer bench-failover bench-delivery bench-webhooks install postgres kcat chromium clean
+.PHONY: dev test check fuzz test-chaos bench bench-serde bench-producer bench-consumer bench-failover bench-delivery bench-webhooks bench-http install postgres kcat chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubstream needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -39,13 +39,18 @@ fuzz: $(STAMP)
 test-chaos: $(STAMP) postgres
 	$(BIN)/python -m pytest -m chaos
 
-bench: bench-serde bench-producer bench-consumer bench-failover bench-delivery bench-webhooks
+bench: bench-serde bench-producer bench-consumer bench-failover bench-delivery bench-webhooks bench-http
 
 bench-serde: $(STAMP)
 	$(BIN)/python bench/serde.py
 
 bench-producer: $(STAMP)
 	$(BIN)/python bench/producer.py
+
+# the producer API against a bare FastAPI endpoint on the same uvicorn stack; the load comes from Debian's wrk
+bench-http: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(BIN)/python bench/http.py
 
 bench-consumer: $(STAMP)
 	$(BIN)/python bench/consumer.py
