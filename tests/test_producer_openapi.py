@@ -12,7 +12,7 @@ import asyncio
 import copy
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ import pytest
 import schemathesis
 import uvicorn
 
-from hubstream.errors import BrokerUnavailableError
+from hubstream.errors import BrokerError, BrokerUnavailableError
 from hubstream.ports import free_port, port_open
 from hubstream.settings import Settings
 from kafka_producer.api import ProducerService, create_app
@@ -61,6 +61,20 @@ class StandInProducer:
         else:
             self.sent.append((topic, value, key))
             future.set_result(Delivery(topic, 0, len(self.sent) - 1, None))
+        return future
+
+    def send_many(
+        self, topic: str, values: Sequence[bytes], *, keys: Sequence[bytes | None], headers: Any
+    ) -> asyncio.Future[list[Delivery | BrokerError]]:
+        future: asyncio.Future[list[Delivery | BrokerError]] = asyncio.get_running_loop().create_future()
+        outcomes: list[Delivery | BrokerError] = []
+        for value, key in zip(values, keys, strict=True):
+            if self.unavailable:
+                outcomes.append(BrokerUnavailableError("the broker is away"))
+            else:
+                self.sent.append((topic, value, key))
+                outcomes.append(Delivery(topic, 0, len(self.sent) - 1, None))
+        future.set_result(outcomes)
         return future
 
     def broker_reachable(self, timeout_s: float = 2.0) -> bool:
