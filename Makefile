@@ -50,7 +50,7 @@ bench-producer: $(STAMP)
 # the producer API against a bare FastAPI endpoint on the same uvicorn stack; the load comes from Debian's wrk
 bench-http: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_ingest.py
 
 bench-consumer: $(STAMP)
 	$(BIN)/python bench/consumer.py

@@ -1,5 +1,5 @@
-"""What a server under load spends, for bench/http.py: its CPU thread by thread (librdkafka's apart), and where its
-Python code is (py-spy, when asked for)."""
+"""What a server under load spends, for bench/http_ingest.py: its CPU thread by thread (librdkafka's apart),
+and where its Python code is (py-spy, when asked for)."""
 
 from __future__ import annotations
 

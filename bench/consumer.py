@@ -39,8 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# the repository root instead of bench/, whose modules could shadow the standard library's (e.g. http)
-sys.path[:] = [str(REPO_ROOT), *(p for p in sys.path if Path(p or ".").resolve() != REPO_ROOT / "bench")]
+sys.path.insert(0, str(REPO_ROOT))
 
 from confluent_kafka import Consumer, Producer
 

@@ -1,7 +1,7 @@
 """HTTP ingest: the producer API against a bare FastAPI endpoint on the same server stack, in the same run.
 
-    .venv/bin/python bench/http.py                     # or: make bench-http (about 6 minutes)
-    .venv/bin/python bench/http.py --workers 1 --rounds 3 --seconds 5
+    .venv/bin/python bench/http_ingest.py                     # or: make bench-http (about 6 minutes)
+    .venv/bin/python bench/http_ingest.py --workers 1 --rounds 3 --seconds 5
 
 It starts a broker (``--broker auto``: Apache Kafka when a JDK is here, else Tansu), the registry emulator, and for
 each worker count two servers as processes: ``hubstream produce-api --workers N`` and the floor
@@ -29,9 +29,6 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this file's directory comes first on sys.path, where this module would shadow the standard
-# library's ``http`` (httpx imports http.cookiejar): the repository root takes its place
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO_ROOT / "bench"]
 sys.path.insert(0, str(REPO_ROOT))
 
 import argparse
@@ -138,12 +135,12 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, Any
 
 
 def paced(stack: Stack, url: str, rate: float, seconds: float, run: str) -> dict[str, Any]:
-    """The open-loop client in its own process (``python bench/http.py paced``); its JSON result."""
+    """The open-loop client in its own process (``python bench/http_ingest.py paced``); its JSON result."""
     out = stack.workdir / f"paced-{run}.json"
     child = stack.child(
         f"paced-{run}",
         [
-            "bench/http.py",
+            "bench/http_ingest.py",
             "paced",
             url,
             "--rate",
