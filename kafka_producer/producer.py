@@ -168,6 +168,9 @@ class AsyncProducer:
     ) -> asyncio.Future[list[Delivery | BrokerError]]:
         """Queue records (``keys`` and ``headers`` per record, when given); the future resolves once every one has
         its outcome: where the broker put it, or the BrokerError that record met (the others are not affected)."""
+        for name, per_record in (("keys", keys), ("headers", headers)):
+            if per_record is not None and len(per_record) != len(values):
+                raise ValueError(f"send_many got {len(values)} values and {len(per_record)} {name}: give one per value")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Delivery | BrokerError]] = loop.create_future()
         batch = _Batch(topic, loop, future, len(values), self._settled)
@@ -175,9 +178,9 @@ class AsyncProducer:
             future.set_result([])
             return future
         produce, settle = self._producer.produce, batch.settle
-        for index, value in enumerate(values):
-            key = keys[index] if keys is not None else None
-            given = headers[index] if headers is not None else None
+        nothing = [None] * len(values)
+        records = zip(values, keys if keys is not None else nothing, headers or nothing, strict=True)
+        for index, (value, key, given) in enumerate(records):
             record_headers = given if given is None or type(given) is list else list(given)  # librdkafka: a list
             callback = partial(settle, index)
             try:

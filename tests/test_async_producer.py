@@ -88,6 +88,16 @@ async def test_close_stops_the_client_and_fails_what_it_could_not_deliver() -> N
     assert native_threads() <= before
 
 
+async def test_send_many_refuses_keys_or_headers_that_do_not_pair_with_the_values(kafka_broker: LocalKafka) -> None:
+    topic = kafka_broker.create_topic("async-producer-many-pairs", partitions=1)
+    async with AsyncProducer(config(kafka_broker)) as producer:
+        with pytest.raises(ValueError, match="2 values and 1 keys"):
+            await producer.send_many(topic, [b"a", b"b"], keys=[b"k"])
+        with pytest.raises(ValueError, match="2 values and 3 headers"):
+            await producer.send_many(topic, [b"a", b"b"], headers=[None, None, None])
+        assert [d.offset for d in await producer.send_many(topic, [b"a", b"b"])] == [0, 1]  # nothing half-sent
+
+
 async def test_send_many_resolves_one_future_with_each_records_outcome_in_order(kafka_broker: LocalKafka) -> None:
     topic = kafka_broker.create_topic("async-producer-many", partitions=3)
     values: list[bytes | None] = [f"v{i}".encode() for i in range(3000)]
